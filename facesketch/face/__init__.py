@@ -1,0 +1,1 @@
+"""facesketch.face."""

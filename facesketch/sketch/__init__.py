@@ -1,1 +1,81 @@
-"""facesketch.sketch."""
+"""The sketch document: strokes, layout, appearance choices, undo, rasterization, files.
+
+Pure numpy/OpenCV; the UI edits a :class:`Document` through a :class:`CommandStack`
+and the engine renders :meth:`Document.snapshot`.
+"""
+
+from facesketch.layout import FaceLayout
+from facesketch.sketch.commands import (
+    AddStrokes,
+    ClearAppearance,
+    ClearStrokes,
+    Command,
+    CommandStack,
+    MoveStrokes,
+    MoveWindow,
+    RemoveStrokes,
+    SetAppearance,
+    SetBackground,
+    SetLayout,
+    SetScnStrength,
+)
+from facesketch.sketch.document import (
+    APPEARANCE_KEYS,
+    FACE,
+    AppearanceSlot,
+    Document,
+    DocumentSnapshot,
+    Stroke,
+    new_stroke_id,
+)
+from facesketch.sketch.project import (
+    ProjectError,
+    autosave_path,
+    find_autosaves,
+    load_project,
+    remove_autosave,
+    save_project,
+    user_data_dir,
+    write_autosave,
+)
+from facesketch.sketch.raster import (
+    DEFAULT_LINE_WIDTH_512,
+    default_pen_width,
+    rasterize_strokes,
+    smooth_polyline,
+)
+
+__all__ = [
+    "APPEARANCE_KEYS",
+    "DEFAULT_LINE_WIDTH_512",
+    "FACE",
+    "AddStrokes",
+    "AppearanceSlot",
+    "ClearAppearance",
+    "ClearStrokes",
+    "Command",
+    "CommandStack",
+    "Document",
+    "DocumentSnapshot",
+    "FaceLayout",
+    "MoveStrokes",
+    "MoveWindow",
+    "ProjectError",
+    "RemoveStrokes",
+    "SetAppearance",
+    "SetBackground",
+    "SetLayout",
+    "SetScnStrength",
+    "Stroke",
+    "autosave_path",
+    "default_pen_width",
+    "find_autosaves",
+    "load_project",
+    "new_stroke_id",
+    "rasterize_strokes",
+    "remove_autosave",
+    "save_project",
+    "smooth_polyline",
+    "user_data_dir",
+    "write_autosave",
+]

@@ -1,0 +1,256 @@
+"""``facesketch render``: sketches or project files to faces, in batch.
+
+The same :class:`~facesketch.engine.pipeline.FacePipeline` as the app renders here
+(no second copy of the model logic).  Sketch images are taken as aligned to the
+canonical layout unless a photo of the same face says otherwise: ``--align-with``
+names it, and for artist sketch/photo pairs laid out like CUHK
+(``.../sketch/F2-005-01-sz1.jpg`` beside ``.../photo/f-005-01.jpg``) the photo is
+found automatically.  The photo's dlib alignment matrix is then applied to the
+sketch.  A failing input is reported and skipped; the exit code says whether all
+succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HELP = "render sketch images or project files to faces (optionally cartoons)"
+
+#: Per-component appearance options: option suffix -> appearance slot key.
+APPEARANCE_OPTIONS: dict[str, str] = {
+    "left-eye": "left_eye",
+    "right-eye": "right_eye",
+    "nose": "nose",
+    "mouth": "mouth",
+    "background": "background",
+}
+#: SCN strength for sketch images (projects carry their own).
+DEFAULT_SCN = 0.5
+_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _unit(text: str) -> float:
+    v = float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number within 0..1, got {text}")
+    return v
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``facesketch render``."""
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUTS",
+        type=Path,
+        help="sketch images (white paper, dark lines) or .json projects",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        type=Path,
+        help="output image for one input, or a folder for several",
+    )
+    parser.add_argument(
+        "--appearance",
+        metavar="IMG",
+        dest="appearance_face",
+        help="reference photo for the whole face (overrides the project's choices)",
+    )
+    for suffix, key in APPEARANCE_OPTIONS.items():
+        parser.add_argument(
+            f"--appearance-{suffix}",
+            metavar="IMG",
+            dest=f"appearance_{key}",
+            help=f"reference photo for the {key.replace('_', ' ')}",
+        )
+    parser.add_argument(
+        "--scn",
+        type=_unit,
+        metavar="0..1",
+        help=f"stroke cleaning strength (default: the project's; {DEFAULT_SCN} for images)",
+    )
+    parser.add_argument(
+        "--cartoon", metavar="STYLE", help="also write a cartoon in this style (NAME_cartoon.png)"
+    )
+    parser.add_argument(
+        "--size", type=int, choices=(256, 512), default=512, help="output size in pixels"
+    )
+    parser.add_argument(
+        "--align-with",
+        type=Path,
+        metavar="PHOTO",
+        help="photo of the sketched face (same framing): align the sketch like this photo",
+    )
+    parser.add_argument(
+        "--no-auto-align",
+        action="store_true",
+        help="do not look for the paired photo of a sketch (…/sketch/X beside …/photo/X)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--weights", type=Path, help="weights folder (default: the shipped ones)")
+
+
+# -- inputs ---------------------------------------------------------------------------------
+def paired_photo(sketch_path: Path) -> Path | None:
+    """The photo of a sketch in a ``sketch/`` folder with a sibling ``photo/`` folder.
+
+    Same stem first; then the CUHK convention (``F2-005-01-sz1`` -> ``f-005-01``).
+    """
+    photos = sketch_path.parent.parent / "photo"
+    if sketch_path.parent.name.lower() != "sketch" or not photos.is_dir():
+        return None
+    stems = [sketch_path.stem]
+    m = re.fullmatch(r"([A-Za-z])2?-(\d+-\d+)(?:-sz\d+)?", sketch_path.stem)
+    if m:
+        stems.append(f"{m.group(1).lower()}-{m.group(2)}")
+    for stem in stems:
+        for ext in _IMAGE_EXTS:
+            for cand in (photos / f"{stem}{ext}", photos / f"{stem}{ext.upper()}"):
+                if cand.is_file():
+                    return cand
+    return None
+
+
+def align_sketch_with_photo(sketch: np.ndarray, photo_path: Path, canvas: int) -> np.ndarray:
+    """Warp ``sketch`` by the alignment that dlib finds for the (pixel-aligned) photo."""
+    import cv2
+
+    from facesketch.face import align_face
+    from facesketch.imaging import read_image
+    from facesketch.layout import FaceLayout
+
+    photo = read_image(photo_path)
+    aligned = align_face(photo, size=canvas, layout=FaceLayout.default(canvas))
+    matrix = np.asarray(aligned.matrix, np.float64).copy()
+    ph, pw = photo.shape[:2]
+    sh, sw = sketch.shape[:2]
+    matrix[:, 0] *= pw / sw  # sketch pixels -> photo pixels -> aligned canvas
+    matrix[:, 1] *= ph / sh
+    return cv2.warpAffine(sketch, matrix, (canvas, canvas), flags=cv2.INTER_LINEAR, borderValue=255)
+
+
+def _appearance_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from facesketch.sketch import FACE, AppearanceSlot
+
+    out = {}
+    for key in (FACE, *APPEARANCE_OPTIONS.values()):
+        path = getattr(args, f"appearance_{key}", None)
+        if path is not None:
+            if not Path(path).is_file():
+                raise ValueError(f"appearance reference {path}: no such file")
+            out[key] = AppearanceSlot((str(path),), 0.0)
+    return out
+
+
+def _output_paths(inputs: list[Path], out: Path) -> list[Path]:
+    if len(inputs) == 1 and out.suffix.lower() in _IMAGE_EXTS:
+        return [out]
+    if out.suffix.lower() in _IMAGE_EXTS:
+        raise ValueError(f"{out}: several inputs need an output folder, not an image file")
+    names = [p.stem for p in inputs]
+    dupes = {n for n in names if names.count(n) > 1}
+    return [
+        out / (f"{p.parent.name}_{p.stem}.png" if p.stem in dupes else f"{p.stem}.png")
+        for p in inputs
+    ]
+
+
+def _render_one(pipe: Any, path: Path, args: argparse.Namespace, overrides: dict) -> tuple:
+    """(PipelineOutput, note) for one input; raises with a clear message when it cannot."""
+    from facesketch.imaging import read_sketch
+
+    if path.suffix.lower() == ".json":
+        from facesketch.sketch import load_project
+
+        doc = load_project(path)
+        doc.appearance = {**doc.appearance, **overrides}
+        return pipe.render(doc.snapshot(), size=args.size, scn_strength=args.scn), ""
+    note = ""
+    sketch = read_sketch(path)
+    photo = args.align_with or (None if args.no_auto_align else paired_photo(path))
+    if photo is not None:
+        sketch = align_sketch_with_photo(sketch, photo, pipe.canvas)
+        note = f"aligned with {photo.name}"
+    strength = DEFAULT_SCN if args.scn is None else args.scn
+    return pipe.render_sketch(sketch, None, overrides, size=args.size, scn_strength=strength), note
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render every input; 0 if all succeeded, 1 if any failed, 2 if nothing could start."""
+    from tqdm import tqdm
+
+    from facesketch.imaging import write_image
+
+    if args.align_with is not None and len(args.inputs) > 1:
+        print(
+            "error: --align-with takes one sketch; pairs in sketch/ + photo/ align by themselves",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        outputs = _output_paths(list(args.inputs), args.output)
+        pipe = _make_pipeline(args)
+        overrides = _appearance_overrides(args)
+        style = _load_style(args.cartoon, pipe) if args.cartoon else None
+    except Exception as exc:  # weights, device, style: nothing can run
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = 0
+    warned: set[str] = set()
+    bar = tqdm(
+        list(zip(args.inputs, outputs, strict=True)),
+        unit="face",
+        disable=len(args.inputs) == 1,
+        file=sys.stderr,
+    )
+    for src, dst in bar:
+        try:
+            out, note = _render_one(pipe, src, args, overrides)
+            face = out.face
+            write_image(dst, face)
+            if style is not None:
+                from facesketch.engine.cartoon import stylize
+
+                write_image(dst.with_name(f"{dst.stem}_cartoon{dst.suffix}"), stylize(face, style))
+        except Exception as exc:  # report, keep going with the batch
+            failed += 1
+            msg = str(exc) or type(exc).__name__
+            tqdm.write(f"error: {msg if str(src) in msg else f'{src}: {msg}'}", file=sys.stderr)
+            continue
+        for w in set(out.warnings) - warned:
+            warned.add(w)
+            tqdm.write(f"warning: {w}", file=sys.stderr)
+        if len(args.inputs) == 1:
+            print(f"wrote {dst}" + (f" ({note})" if note else ""))
+    if len(args.inputs) > 1:
+        print(f"rendered {len(outputs) - failed} of {len(outputs)} into {args.output}")
+    return 1 if failed else 0
+
+
+def _make_pipeline(args: argparse.Namespace) -> Any:
+    from facesketch.engine.devices import select_device
+    from facesketch.engine.pipeline import FacePipeline
+
+    return FacePipeline(load_bundle(args.weights), select_device(args.device))
+
+
+def load_bundle(weights: Path | None) -> Any:
+    """The shipped networks (a seam tests replace with tiny random networks)."""
+    from facesketch.engine.models import load_bundle as _load
+
+    return _load(weights)
+
+
+def _load_style(name: str, pipe: Any) -> Any:
+    from facesketch.engine.cartoon import load_style
+
+    return load_style(name, pipe.spec)

@@ -1,0 +1,352 @@
+"""Sketch -> face inference, incremental per component.
+
+Everything runs on the internal canvas (256): the document's strokes are
+rasterized directly at 256, split by the document's layout, and each component
+branch (crop -> SCN blend -> E_sketch or E_image -> G_syn with its appearance code)
+is cached under a content key.  A stroke inside the nose window changes only the
+nose crop, so only the nose branch, the paste and the fusion re-run.
+
+Background isolation (the DeepFaceDrawing "remainder" component): the background
+branch sees the whole sketch with every local window blanked to white paper
+(:func:`facesketch.models.local.component_input`, which training uses too).  Its
+input, and its cached map, depend only on strokes outside the local windows, so a
+nose stroke does not re-run it; the local maps are pasted over those windows with
+:meth:`FaceLayout.paste_all`, so the blanked area never shows.  The nose's bottom
+rows are not blanked (the paste cuts them, the background shows there), so a stroke
+there re-runs the background as well: the output does change there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from facesketch.engine.appearance import AppearanceBank, slot_for
+from facesketch.engine.devices import DeviceSpec, select_device
+from facesketch.engine.models import NetworkBundle
+from facesketch.imaging import image_to_tensor, sketch_to_tensor, tensor_to_image
+from facesketch.layout import (
+    BACKGROUND,
+    COMPONENTS,
+    DEFAULT_FEATHER,
+    LOCAL_COMPONENTS,
+    PASTE_ORDER,
+    FaceLayout,
+)
+from facesketch.models.local import component_input
+
+#: Blank value of local windows in the background's input: white paper (+1) for
+#: sketches, mid-gray (0) for photos.
+SKETCH_BLANK, PHOTO_BLANK = 1.0, 0.0
+
+
+class RenderCancelled(Exception):
+    """Raised at a network boundary when the caller cancelled the render."""
+
+
+def prepare_sketch(sketch: np.ndarray, canvas: int) -> np.ndarray:
+    """A gray uint8 sketch of any size as a ``canvas`` square (padded with paper, not stretched)."""
+    if sketch.ndim == 3:
+        sketch = cv2.cvtColor(sketch, cv2.COLOR_RGB2GRAY)
+    if sketch.dtype != np.uint8:
+        raise ValueError(f"sketch must be uint8, got {sketch.dtype}")
+    if sketch.shape == (canvas, canvas):
+        return sketch
+    h, w = sketch.shape
+    if h != w:  # pad with paper rather than distort the face
+        side = max(h, w)
+        top, left = (side - h) // 2, (side - w) // 2
+        sketch = cv2.copyMakeBorder(
+            sketch, top, side - h - top, left, side - w - left, cv2.BORDER_CONSTANT, value=255
+        )
+    interp = cv2.INTER_AREA if max(sketch.shape) > canvas else cv2.INTER_LINEAR
+    return cv2.resize(sketch, (canvas, canvas), interpolation=interp)
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(p.tobytes() if isinstance(p, np.ndarray) else repr(p).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+@dataclass
+class PipelineOutput:
+    """One render: face RGB uint8 (size, size, 3), calibrated sketch uint8 (size, size)."""
+
+    face: np.ndarray
+    sketch: np.ndarray
+    recomputed: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Branch:
+    key: str
+    feat: torch.Tensor
+    calibrated: np.ndarray  # the crop the geometry encoder saw, uint8
+
+
+class FacePipeline:
+    """Renders sketches with a :class:`NetworkBundle` on one device, caching per component.
+
+    Not thread-safe: one owner (the render service's worker) calls it.
+    ``counters`` counts network evaluations (``branch:<name>``, ``scn:<name>``,
+    ``fusion``, ``upsample``) so tests and benchmarks can see what re-ran.
+    """
+
+    def __init__(
+        self,
+        bundle: NetworkBundle,
+        device: DeviceSpec | str = "cpu",
+        feather: int | None = DEFAULT_FEATHER,
+    ) -> None:
+        self.spec = device if isinstance(device, DeviceSpec) else select_device(device)
+        self.bundle = bundle.to(self.spec.module)
+        self.canvas = bundle.canvas
+        self.feather = feather
+        self.defaults = {k: self.spec.tensor(v) for k, v in bundle.default_codes.items()}
+        missing = [c for c in COMPONENTS if c not in self.defaults]
+        if missing:
+            raise ValueError(
+                f"network bundle has no default appearance code for {', '.join(missing)}"
+            )
+        self.appearance = AppearanceBank(self._encode_appearance, self.canvas)
+        self.counters: dict[str, int] = {}
+        self._branches: dict[str, _Branch] = {}
+        self._last: tuple[str, PipelineOutput] | None = None
+
+    # -- helpers -----------------------------------------------------------------------
+    def _count(self, key: str) -> None:
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    def _encode_appearance(self, component: str, crop: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.bundle.components[component].appearance(self.spec.tensor(crop))
+
+    def clear_cache(self) -> None:
+        """Forget cached branch maps (after weights change)."""
+        self._branches.clear()
+        self._last = None
+
+    # -- public ------------------------------------------------------------------------
+    def render(
+        self,
+        doc: Any,
+        size: int | None = None,
+        scn_strength: float | None = None,
+        geometry_photo: np.ndarray | None = None,
+        photo_components: Collection[str] = (),
+        cancel: Callable[[], bool] | None = None,
+    ) -> PipelineOutput:
+        """Render a document snapshot (strokes rasterized directly at the internal canvas)."""
+        t0 = time.perf_counter()
+        sketch = doc.render_sketch(self.canvas)
+        raster_ms = (time.perf_counter() - t0) * 1000
+        strength = doc.scn_strength if scn_strength is None else scn_strength
+        out = self.render_sketch(
+            sketch,
+            doc.layout,
+            getattr(doc, "appearance", None),
+            size=size,
+            scn_strength=strength,
+            geometry_photo=geometry_photo,
+            photo_components=photo_components,
+            cancel=cancel,
+        )
+        out.timings["rasterize"] = raster_ms
+        out.timings["total"] += raster_ms
+        return out
+
+    def render_sketch(
+        self,
+        sketch: np.ndarray,
+        layout: FaceLayout | None = None,
+        appearance: Mapping[str, Any] | None = None,
+        size: int | None = None,
+        scn_strength: float = 0.0,
+        geometry_photo: np.ndarray | None = None,
+        photo_components: Collection[str] = (),
+        cancel: Callable[[], bool] | None = None,
+    ) -> PipelineOutput:
+        """Render a gray uint8 sketch image (any size; resized to the internal canvas).
+
+        ``size`` is the internal canvas or twice it (the 2x head; the default).
+
+        ``appearance`` maps component names or ``"face"`` to slots (``paths``, ``mix``).
+        ``geometry_photo`` (aligned RGB at the internal canvas) replaces the sketch as
+        geometry source (through E_image) for ``photo_components``.
+        Raises :class:`RenderCancelled` when ``cancel()`` turns true, AppearanceError
+        for an unusable reference, ValueError for bad arguments.
+        """
+        if size is None:
+            size = self.canvas * (2 if self.bundle.upsampler is not None else 1)
+        if size not in (self.canvas, 2 * self.canvas):
+            raise ValueError(
+                f"render size must be {self.canvas} or {2 * self.canvas} for these networks, "
+                f"got {size}"
+            )
+        if size != self.canvas and self.bundle.upsampler is None:
+            raise ValueError(f"these networks have no 2x head: render at {self.canvas}")
+        if not 0.0 <= float(scn_strength) <= 1.0:
+            raise ValueError(f"SCN strength must be within 0..1, got {scn_strength}")
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        check = cancel or (lambda: False)
+        lay = (layout or FaceLayout.default(self.canvas)).scaled(self.canvas)
+        sk = prepare_sketch(np.asarray(sketch), self.canvas)
+        photo = self._check_photo(geometry_photo, photo_components)
+
+        t = time.perf_counter()
+        codes = {}
+        for name in COMPONENTS:
+            slot = slot_for(appearance, name)
+            codes[name] = self.appearance.slot_code(slot, name, self.defaults[name])
+        timings["appearance"] = (time.perf_counter() - t) * 1000
+
+        recomputed: list[str] = []
+        t = time.perf_counter()
+        sk_t = sketch_to_tensor(sk)
+        photo_t = image_to_tensor(photo) if photo is not None else None
+        with torch.inference_mode():
+            for name in COMPONENTS:
+                crop = component_input(sk_t, lay, name, SKETCH_BLANK)
+                use_photo = photo_t is not None and name in photo_components
+                src = component_input(photo_t, lay, name, PHOTO_BLANK) if use_photo else None
+                win = lay.window(name)
+                key = _digest(
+                    crop.numpy(),
+                    (win.x, win.y, win.size),
+                    round(float(scn_strength), 4),
+                    codes[name][1],
+                    src.numpy() if src is not None else "sketch",
+                )
+                cached = self._branches.get(name)
+                if cached is not None and cached.key == key:
+                    continue
+                if check():
+                    raise RenderCancelled
+                self._branches[name] = self._run_branch(
+                    name, key, crop, scn_strength, codes[name][0], src, check
+                )
+                recomputed.append(name)
+        timings["branches"] = (time.perf_counter() - t) * 1000
+
+        final_key = _digest(*(self._branches[n].key for n in COMPONENTS), size, self.feather)
+        if self._last is not None and self._last[0] == final_key:
+            prev = self._last[1]
+            timings["total"] = (time.perf_counter() - t_start) * 1000
+            return PipelineOutput(prev.face, prev.sketch, [], timings, list(prev.warnings))
+        if check():
+            raise RenderCancelled
+        face = self._fuse(lay, size, timings, check)
+        out = PipelineOutput(face, self._calibrated_sketch(lay, size), recomputed, timings)
+        if scn_strength > 0 and self.bundle.scn is None:
+            out.warnings.append(
+                "no stroke calibration network (scn) is installed: strokes are used as drawn"
+            )
+        timings["total"] = (time.perf_counter() - t_start) * 1000
+        self._last = (final_key, out)
+        return out
+
+    # -- stages --------------------------------------------------------------------------
+    def _check_photo(
+        self, photo: np.ndarray | None, components: Collection[str]
+    ) -> np.ndarray | None:
+        if photo is None:
+            if components:
+                raise ValueError("photo_components given without a geometry photo")
+            return None
+        if photo.shape != (self.canvas, self.canvas, 3) or photo.dtype != np.uint8:
+            raise ValueError(
+                f"geometry photo must be an aligned uint8 RGB {self.canvas}x{self.canvas} face, "
+                f"got {photo.dtype} {photo.shape}"
+            )
+        unknown = set(components) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"unknown components {sorted(unknown)}; expected some of {COMPONENTS}")
+        for name in components:
+            if self.bundle.components[name].image is None:
+                raise ValueError(f"the {name} networks have no photo geometry encoder (E_image)")
+        return photo
+
+    def _run_branch(
+        self,
+        name: str,
+        key: str,
+        crop: torch.Tensor,
+        strength: float,
+        code: torch.Tensor,
+        photo_crop: torch.Tensor | None,
+        check: Callable[[], bool],
+    ) -> _Branch:
+        nets = self.bundle.components[name]
+        x = self.spec.tensor(crop)
+        if photo_crop is not None:
+            geom = nets.image(self.spec.tensor(photo_crop))
+        else:
+            if strength > 0 and self.bundle.scn is not None:
+                # SCN on the sketch image, before E_sketch: the blend is a sketch the
+                # geometry encoder was trained on (clean at 1, the raw strokes at 0).
+                cal = self.bundle.scn(x)
+                self._count(f"scn:{name}")
+                x = torch.lerp(x, cal.to(x.dtype), float(strength))
+                if check():
+                    raise RenderCancelled
+            geom = nets.geometry(x)
+        calibrated = tensor_to_image(x[0])
+        if check():
+            raise RenderCancelled
+        feat = nets.generator(geom, code)
+        self._count(f"branch:{name}")
+        return _Branch(key, feat, calibrated)
+
+    def _fuse(
+        self, lay: FaceLayout, size: int, timings: dict[str, float], check: Callable[[], bool]
+    ) -> np.ndarray:
+        t = time.perf_counter()
+        with torch.inference_mode():
+            base = self._branches[BACKGROUND].feat
+            patches = {n: self._branches[n].feat for n in LOCAL_COMPONENTS}
+            pasted = lay.paste_all(base, patches, self.feather)
+            rgb = self.bundle.fusion(pasted)
+            self._count("fusion")
+            timings["fusion"] = (time.perf_counter() - t) * 1000
+            if size != self.canvas:
+                if check():
+                    raise RenderCancelled
+                t = time.perf_counter()
+                rgb = self.bundle.upsampler(rgb)
+                self._count("upsample")
+                timings["upsample"] = (time.perf_counter() - t) * 1000
+            return tensor_to_image(rgb[0])
+
+    def _calibrated_sketch(self, lay: FaceLayout, size: int) -> np.ndarray:
+        """The sketch the encoders saw, assembled like the feature maps (eyes on top)."""
+        canvas = self._branches[BACKGROUND].calibrated.copy()
+        for name in PASTE_ORDER:
+            rows, cols = lay.window(name).slices
+            canvas[rows, cols] = self._branches[name].calibrated
+        if size != self.canvas:
+            canvas = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_LINEAR)
+        return canvas
+
+
+def render_face(
+    bundle: NetworkBundle,
+    sketch: np.ndarray,
+    size: int | None = None,
+    device: DeviceSpec | str = "cpu",
+    **kwargs: Any,
+) -> np.ndarray:
+    """One-shot convenience: a face RGB uint8 from a sketch image (no caching kept)."""
+    return FacePipeline(bundle, device).render_sketch(sketch, size=size, **kwargs).face

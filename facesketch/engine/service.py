@@ -1,0 +1,324 @@
+"""The render service: one worker thread owns torch; requests in, results out.
+
+The GUI thread only enqueues (microseconds) and receives callbacks, so inference
+never blocks it.  Policy:
+- a render request supersedes a render that is still queued: the older one is
+  dropped without a callback (the UI only ever shows the newest state);
+- ``cancel(id)`` drops a queued request, or stops a running one at the next network
+  boundary; either way its callback gets a result with ``error == "cancelled"``;
+- other jobs (``run_async``: photo alignment, document import, style import) run on
+  the same worker in submission order, so two threads never use torch at once;
+- callbacks run on the worker thread (except the "cancelled" callback of a task that
+  had not started: it runs inside ``cancel``); the UI marshals them into Qt itself.
+No Qt here.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facesketch.engine.appearance import AppearanceError
+from facesketch.engine.devices import DeviceSpec, select_device
+from facesketch.engine.models import NetworkBundle, load_bundle
+from facesketch.engine.pipeline import FacePipeline, RenderCancelled
+
+#: Error text of a cancelled render.
+CANCELLED = "cancelled"
+_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """What to render: a document snapshot (``render_sketch``, ``layout``, ``appearance``).
+
+    ``scn_strength`` None means the document's own.  ``geometry_photo`` (aligned RGB at
+    the internal canvas) replaces the sketch as geometry for ``photo_components``.
+    """
+
+    document: Any
+    size: int = 512
+    scn_strength: float | None = None
+    cartoon_style: str | None = None
+    geometry_photo: np.ndarray | None = None
+    photo_components: tuple[str, ...] = ()
+
+
+@dataclass
+class RenderResult:
+    """A finished render, or why there is none (``error``; ``face`` may then be None)."""
+
+    request_id: int
+    face: np.ndarray | None = None  # uint8 RGB (size, size, 3)
+    sketch: np.ndarray | None = None  # calibrated sketch, uint8 (size, size)
+    cartoon: np.ndarray | None = None  # uint8 RGB or None
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds
+    device: str = ""
+    recomputed: list[str] = field(default_factory=list)
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JobResult:
+    """Outcome of a :meth:`RenderService.run_async` job: ``result`` or ``error``."""
+
+    job_id: int
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass
+class _Task:
+    id: int
+    kind: str  # "render" | "job"
+    payload: Any
+    args: tuple = ()
+    callback: Callable[[Any], None] | None = None
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+class RenderService:
+    """Owns the networks and one worker thread; see the module docstring for the policy.
+
+    ``bundle`` (tests, benchmarks) replaces loading the shipped weights from
+    ``weights_dir``; ``warmup`` runs one small render at start so the first stroke
+    does not pay for lazy initialisation.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device = "auto",
+        weights_dir: str | Path | None = None,
+        *,
+        bundle: NetworkBundle | None = None,
+        fp16: bool | None = None,
+        warmup: bool = True,
+    ) -> None:
+        self._device_arg, self._fp16 = device, fp16
+        self._weights_dir, self._given_bundle, self._warmup = weights_dir, bundle, warmup
+        self._cv = threading.Condition()
+        self._queue: deque[_Task] = deque()
+        self._ids = itertools.count(1)
+        self._running: int | None = None
+        self._running_kind = ""
+        self._cancelled: set[int] = set()
+        self._stopping = False
+        self._ready = threading.Event()
+        self.pipeline: FacePipeline | None = None
+        self._cpu_bundle: NetworkBundle | None = None
+        self._cpu_pipeline: FacePipeline | None = None
+        self._spec: DeviceSpec | None = None
+        self._load_error: str | None = None
+        self._thread = threading.Thread(target=self._main, name="facesketch-render", daemon=True)
+        self._thread.start()
+
+    # -- public API (any thread) ---------------------------------------------------------
+    def submit(self, request: RenderRequest, callback: Callable[[RenderResult], None]) -> int:
+        """Queue a render; a render still queued is dropped (no callback). Returns its id."""
+        with self._cv:
+            rid = next(self._ids)
+            self._queue = deque(t for t in self._queue if t.kind != "render")
+            self._queue.append(_Task(rid, "render", request, callback=callback))
+            self._cv.notify()
+        return rid
+
+    def run_async(
+        self, fn: Callable[..., Any], *args: Any, callback: Callable[[Any], None] | None = None
+    ) -> int:
+        """Run ``fn(*args)`` on the worker; ``callback`` gets a :class:`JobResult`."""
+        with self._cv:
+            jid = next(self._ids)
+            self._queue.append(_Task(jid, "job", fn, args, callback))
+            self._cv.notify()
+        return jid
+
+    def cancel(self, request_id: int) -> bool:
+        """Cancel a queued task or a running render; False if it is past stopping.
+
+        A job already running (``run_async``) cannot be interrupted.
+        """
+        with self._cv:
+            for task in self._queue:
+                if task.id == request_id:
+                    self._queue.remove(task)
+                    break
+            else:
+                task = None
+                if self._running == request_id and self._running_kind == "render":
+                    self._cancelled.add(request_id)
+                    return True
+        if task is None:
+            return False
+        if task.callback is not None:
+            res: Any = (
+                RenderResult(request_id, error=CANCELLED)
+                if task.kind == "render"
+                else JobResult(request_id, error=CANCELLED)
+            )
+            task.callback(res)
+        return True
+
+    def status(self) -> dict[str, Any]:
+        """Device, weights provenance and readiness (cheap; any thread)."""
+        pipe = self.pipeline
+        return {
+            "ready": self._ready.is_set() and self._load_error is None,
+            "device": self._spec.describe() if self._spec is not None else "starting",
+            "fp16": bool(self._spec is not None and self._spec.dtype == torch.float16),
+            "weights": dict(pipe.bundle.info) if pipe is not None else {},
+            "error": self._load_error,
+        }
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until start-up (loading + warm-up) finished; True if it did in time."""
+        return self._ready.wait(timeout)
+
+    def shutdown(self, timeout: float | None = 10.0) -> None:
+        """Stop the worker after the task in progress; queued tasks are dropped."""
+        with self._cv:
+            self._stopping = True
+            self._queue.clear()
+            if self._running is not None:
+                self._cancelled.add(self._running)
+            self._cv.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # -- worker ----------------------------------------------------------------------------
+    def _main(self) -> None:
+        self._start()
+        self._ready.set()
+        while True:
+            with self._cv:
+                while not self._queue and not self._stopping:
+                    self._cv.wait()
+                if self._stopping:
+                    return
+                task = self._queue.popleft()
+                self._running, self._running_kind = task.id, task.kind
+            try:
+                result = self._run_task(task)
+            finally:
+                with self._cv:
+                    self._running = None
+                    cancelled = task.id in self._cancelled
+                    self._cancelled.discard(task.id)
+            if cancelled and isinstance(result, RenderResult) and result.error is None:
+                result = RenderResult(task.id, error=CANCELLED, device=result.device)
+            if task.callback is not None:
+                try:
+                    task.callback(result)
+                except Exception:  # a broken callback must not kill the worker
+                    traceback.print_exc()
+
+    def _start(self) -> None:
+        try:
+            self._spec = select_device(self._device_arg, self._fp16)
+            bundle = self._given_bundle or load_bundle(self._weights_dir)
+            # keep a CPU copy for out-of-memory fallback before moving to the device
+            self._cpu_bundle = copy.deepcopy(bundle.to(self._spec.cpu().module))
+            self.pipeline = FacePipeline(bundle, self._spec)
+        except Exception as exc:  # reported in status() and in every render result
+            self._load_error = f"the render engine could not start: {_message(exc)}"
+            return
+        if self._warmup:
+            try:
+                self.pipeline.render_sketch(
+                    np.full((self.pipeline.canvas,) * 2, 255, np.uint8),
+                    size=self.pipeline.canvas * (2 if bundle.upsampler is not None else 1),
+                )
+            except Exception:
+                traceback.print_exc()
+
+    def _run_task(self, task: _Task) -> Any:
+        if task.kind == "job":
+            try:
+                return JobResult(task.id, result=task.payload(*task.args))
+            except Exception as exc:
+                return JobResult(task.id, error=_message(exc))
+        return self._render(task.id, task.payload)
+
+    def _render(self, rid: int, req: RenderRequest) -> RenderResult:
+        if self._load_error is not None or self.pipeline is None:
+            return RenderResult(rid, error=self._load_error or "the render engine is not ready")
+        warnings: list[str] = []
+        pipe = self.pipeline
+        try:
+            try:
+                out = self._render_on(pipe, rid, req)
+            except _OOM:
+                warnings.append(
+                    f"{pipe.spec.describe()} ran out of memory; this render ran on the CPU"
+                )
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                pipe = self._cpu()
+                out = self._render_on(pipe, rid, req)
+        except RenderCancelled:
+            return RenderResult(rid, error=CANCELLED, device=pipe.spec.describe())
+        except (AppearanceError, ValueError, OSError) as exc:
+            return RenderResult(rid, error=_message(exc), device=pipe.spec.describe())
+        except Exception as exc:  # keep the worker alive and tell the user what broke
+            traceback.print_exc()
+            return RenderResult(
+                rid,
+                error=f"render failed: {type(exc).__name__}: {exc}",
+                device=pipe.spec.describe(),
+            )
+        result = RenderResult(
+            rid,
+            face=out.face,
+            sketch=out.sketch,
+            timings=out.timings,
+            device=pipe.spec.describe(),
+            recomputed=out.recomputed,
+            warnings=warnings + out.warnings,
+        )
+        if req.cartoon_style:
+            t = time.perf_counter()
+            try:
+                result.cartoon = self._stylize(req.cartoon_style, out.face)
+            except Exception as exc:
+                result.error = f"cartoon style {req.cartoon_style!r}: {_message(exc)}"
+            result.timings["cartoon"] = (time.perf_counter() - t) * 1000
+        return result
+
+    def _render_on(self, pipe: FacePipeline, rid: int, req: RenderRequest) -> Any:
+        return pipe.render(
+            req.document,
+            size=req.size,
+            scn_strength=req.scn_strength,
+            geometry_photo=req.geometry_photo,
+            photo_components=req.photo_components,
+            cancel=lambda: rid in self._cancelled or self._stopping,
+        )
+
+    def _cpu(self) -> FacePipeline:
+        """A CPU pipeline on a copy of the networks (created on first out-of-memory)."""
+        if self._cpu_pipeline is None:
+            assert self._cpu_bundle is not None and self._spec is not None
+            self._cpu_pipeline = FacePipeline(self._cpu_bundle, self._spec.cpu())
+        return self._cpu_pipeline
+
+    def _stylize(self, style: str, face: np.ndarray) -> np.ndarray:
+        """Cartoonize on the engine's device (the cartoon module caches loaded styles)."""
+        from facesketch.engine import cartoon
+
+        assert self.pipeline is not None
+        return cartoon.stylize(face, cartoon.load_style(style, self.pipeline.spec))

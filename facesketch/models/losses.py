@@ -1,0 +1,111 @@
+"""Losses of the sketch-to-face chain (pure torch; the feature network is plugged in).
+
+Discriminator outputs are lists of feature maps whose last entry is the logit map
+(:class:`PatchDiscriminator`) or lists of such lists (:class:`MultiScaleDiscriminator`);
+every function here accepts both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Features = list[torch.Tensor]
+
+
+def _scales(out: Sequence) -> list[Features]:
+    """Normalise a single-scale feature list to a list of scales."""
+    return [list(out)] if isinstance(out[0], torch.Tensor) else [list(s) for s in out]
+
+
+def lsgan_d(real_out: Sequence, fake_out: Sequence) -> torch.Tensor:
+    """LSGAN discriminator loss (Mao et al. 2017): real -> 1, fake -> 0, averaged over scales."""
+    real, fake = _scales(real_out), _scales(fake_out)
+    loss = sum(
+        0.5
+        * (F.mse_loss(r[-1], torch.ones_like(r[-1])) + F.mse_loss(f[-1], torch.zeros_like(f[-1])))
+        for r, f in zip(real, fake, strict=True)
+    )
+    return loss / len(real)
+
+
+def lsgan_g(fake_out: Sequence) -> torch.Tensor:
+    """LSGAN generator loss: fake -> 1, averaged over scales."""
+    fake = _scales(fake_out)
+    return sum(F.mse_loss(f[-1], torch.ones_like(f[-1])) for f in fake) / len(fake)
+
+
+def feature_matching(real_out: Sequence, fake_out: Sequence) -> torch.Tensor:
+    """L1 between D's intermediate features of target and output (logits excluded).
+
+    Cali-Sketch's calibration loss and pix2pixHD's feature-matching loss (eq. 4);
+    targets are detached, so only the generator gets the gradient.
+    """
+    real, fake = _scales(real_out), _scales(fake_out)
+    total, n = 0.0, 0
+    for r, f in zip(real, fake, strict=True):
+        for a, b in zip(r[:-1], f[:-1], strict=True):
+            total = total + F.l1_loss(b, a.detach())
+            n += 1
+    return total / max(n, 1)  # type: ignore[return-value]
+
+
+def masked_l1(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean |pred - target| over valid pixels (mask (N, 1, H, W) in [0, 1]; None = all)."""
+    diff = (pred - target).abs()
+    if mask is None:
+        return diff.mean()
+    mask = mask.expand_as(diff)
+    return (diff * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class PerceptualLoss(nn.Module):
+    """Weighted L1 between feature-network activations of output and target.
+
+    ``features`` maps a preprocessed batch to a list of feature maps (e.g. the HED
+    VGG16 trunk, or torchvision's VGG19 when available); ``preprocess`` turns RGB
+    in [-1, 1] into that network's input.  With a validity mask, both images get the
+    target's pixels outside the mask, so unknown borders add no loss.
+    The feature network is frozen and kept out of this module's state dict.
+    """
+
+    def __init__(
+        self,
+        features: nn.Module,
+        preprocess: Callable[[torch.Tensor], torch.Tensor],
+        weights: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        features.requires_grad_(False).eval()
+        object.__setattr__(self, "features", features)  # not a submodule: not checkpointed
+        self.preprocess = preprocess
+        self.weights = tuple(weights) if weights is not None else None
+
+    def to(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        """Move the (unregistered) feature network too."""
+        self.features.to(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if mask is not None:
+            pred = pred * mask + target * (1 - mask)
+        fp = self.features(self.preprocess(pred))
+        with torch.no_grad():
+            ft = self.features(self.preprocess(target))
+        w = self.weights or (1.0,) * len(fp)
+        return sum(wi * F.l1_loss(a, b) for wi, a, b in zip(w, fp, ft, strict=True)) / sum(w)
+
+
+def mean_color(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Masked per-channel mean colour (N, C): the appearance statistic eval compares."""
+    if mask is None:
+        return x.mean(dim=(2, 3))
+    m = mask.expand_as(x)
+    return (x * m).sum(dim=(2, 3)) / m.sum(dim=(2, 3)).clamp_min(1.0)

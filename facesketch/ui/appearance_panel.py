@@ -1,0 +1,210 @@
+"""Appearance panel: a reference-photo slot per component plus one for the whole face.
+
+Each slot takes up to two photos (dropped files) and a mix between them.  The panel
+only displays state and reports what the person did; the main window aligns the
+photos off-thread and issues the undoable document commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QMimeData, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from facesketch.layout import COMPONENT_LABELS, COMPONENTS
+from facesketch.ui.canvas import WINDOW_COLORS
+
+FACE_SLOT = "face"
+#: Slot keys in display order: the whole face first, then each component.
+SLOTS: tuple[str, ...] = (FACE_SLOT, *COMPONENTS)
+SLOT_LABELS = {FACE_SLOT: "Whole face", **COMPONENT_LABELS}
+_THUMB = 56
+
+
+def _local_paths(mime: QMimeData) -> list[str]:
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
+
+
+class ThumbDrop(QLabel):
+    """One reference picture of a slot; accepts a dropped image file."""
+
+    dropped = Signal(str)
+
+    def __init__(self, hint: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.hint = hint
+        self.path: str | None = None
+        self.setFixedSize(_THUMB, _THUMB)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setAcceptDrops(True)
+        self.setWordWrap(True)
+        self.clear_picture()
+
+    def clear_picture(self) -> None:
+        """Back to the empty 'drop a photo' state."""
+        self.path = None
+        self.setPixmap(QPixmap())
+        self.setText(self.hint)
+        self.setToolTip("Drop a face photo here")
+        self.setStyleSheet("QLabel{border:1px dashed #999;color:#888;font-size:9px;}")
+
+    def show_picture(self, path: str, pixmap: QPixmap | None) -> None:
+        """Show the aligned crop of ``path`` (or its file name while it is aligned)."""
+        self.path = path
+        self.setToolTip(path)
+        self.setStyleSheet("QLabel{border:1px solid #666;}")
+        if pixmap is None or pixmap.isNull():
+            self.setPixmap(QPixmap())
+            self.setText(Path(path).stem[:10])
+        else:
+            self.setText("")
+            self.setPixmap(pixmap)
+
+    def dragEnterEvent(self, event: Any) -> None:
+        if _local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        paths = _local_paths(event.mimeData())
+        if paths:
+            self.dropped.emit(paths[0])
+            event.acceptProposedAction()
+
+
+class SlotWidget(QFrame):
+    """A slot: two reference pictures, a mix slider and a clear button."""
+
+    def __init__(self, panel: AppearancePanel, slot: str) -> None:
+        super().__init__(panel)
+        self.slot = slot
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setAcceptDrops(True)
+        title = QLabel(SLOT_LABELS[slot])
+        color = WINDOW_COLORS.get(slot, QColor(90, 90, 90))
+        title.setStyleSheet(f"font-weight:bold;color:{color.name()};")
+        self.first = ThumbDrop("drop photo")
+        self.second = ThumbDrop("2nd photo (mix)")
+        self.mix = QSlider(Qt.Orientation.Horizontal)
+        self.mix.setRange(0, 100)
+        self.mix.setToolTip("Mix between the two reference photos")
+        self.mix.setEnabled(False)
+        self.clear_button = QToolButton()
+        self.clear_button.setText("✕")
+        self.clear_button.setToolTip(f"Clear the {SLOT_LABELS[slot].lower()} appearance")
+        self.clear_button.setEnabled(False)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(4, 4, 4, 4)
+        grid.setSpacing(3)
+        head = QHBoxLayout()
+        head.addWidget(title)
+        head.addStretch(1)
+        head.addWidget(self.clear_button)
+        grid.addLayout(head, 0, 0, 1, 2)
+        grid.addWidget(self.first, 1, 0)
+        grid.addWidget(self.second, 1, 1)
+        grid.addWidget(self.mix, 2, 0, 1, 2)
+        self.first.dropped.connect(lambda p: panel.photoDropped.emit(slot, p, 0))
+        self.second.dropped.connect(lambda p: panel.photoDropped.emit(slot, p, 1))
+        self.mix.sliderReleased.connect(lambda: panel.mixChanged.emit(slot, self.mix.value() / 100))
+        self.clear_button.clicked.connect(lambda: panel.slotCleared.emit(slot))
+        self._panel = panel
+
+    def dragEnterEvent(self, event: Any) -> None:
+        if _local_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: Any) -> None:
+        # dropped on the slot's frame (not a thumbnail): first picture
+        paths = _local_paths(event.mimeData())
+        if paths:
+            self._panel.photoDropped.emit(self.slot, paths[0], 0)
+            event.acceptProposedAction()
+
+
+class SampleList(QListWidget):
+    """Bundled sample photos: drag one onto a slot or the canvas, or double-click it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setViewMode(QListWidget.ViewMode.IconMode)
+        self.setIconSize(QSize(48, 48))
+        self.setFlow(QListWidget.Flow.LeftToRight)
+        self.setWrapping(False)
+        self.setFixedHeight(80)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QListWidget.DragDropMode.DragOnly)
+        self.setToolTip("Sample photos: drag one onto a slot or onto a face part")
+
+    def add_photo(self, path: Path) -> None:
+        """List a sample photo file."""
+        item = QListWidgetItem(QIcon(str(path)), path.stem)
+        item.setData(Qt.ItemDataRole.UserRole, str(path))
+        item.setToolTip(str(path))
+        self.addItem(item)
+
+    def mimeData(self, items: list[QListWidgetItem]) -> QMimeData:  # noqa: N802 (Qt name)
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(i.data(Qt.ItemDataRole.UserRole)) for i in items])
+        return mime
+
+
+class AppearancePanel(QWidget):
+    """All slots plus the sample list; see the module docstring."""
+
+    photoDropped = Signal(str, str, int)  # slot, file path, index (0 first, 1 second)
+    mixChanged = Signal(str, float)
+    slotCleared = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(4, 4, 4, 4)
+        hint = QLabel("Drop face photos on a slot or on a part of the sketch.")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color:#666;")
+        box.addWidget(hint)
+        grid = QGridLayout()
+        grid.setSpacing(4)
+        self.slots: dict[str, SlotWidget] = {}
+        for i, slot in enumerate(SLOTS):
+            w = SlotWidget(self, slot)
+            self.slots[slot] = w
+            grid.addWidget(w, i // 2, i % 2)
+        box.addLayout(grid)
+        box.addWidget(QLabel("Samples"))
+        self.samples = SampleList()
+        self.samples.itemDoubleClicked.connect(
+            lambda item: self.photoDropped.emit(FACE_SLOT, item.data(Qt.ItemDataRole.UserRole), 0)
+        )
+        box.addWidget(self.samples)
+        box.addStretch(1)
+
+    def show_slot(
+        self, slot: str, paths: tuple[str, ...], mix: float, thumbs: dict[str, QPixmap]
+    ) -> None:
+        """Display a slot's references (``thumbs`` maps path to aligned-crop pixmap)."""
+        w = self.slots[slot]
+        for view, idx in ((w.first, 0), (w.second, 1)):
+            if idx < len(paths):
+                view.show_picture(paths[idx], thumbs.get(paths[idx]))
+            else:
+                view.clear_picture()
+        w.mix.setEnabled(len(paths) == 2)
+        w.mix.blockSignals(True)
+        w.mix.setValue(round(mix * 100) if len(paths) == 2 else 0)
+        w.mix.blockSignals(False)
+        w.clear_button.setEnabled(bool(paths))

@@ -1,0 +1,134 @@
+"""What the canvas scene holds: smooth stroke paths and draggable component windows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QGraphicsSimpleTextItem,
+)
+
+from facesketch.layout import COMPONENT_LABELS
+
+if TYPE_CHECKING:
+    from facesketch.ui.canvas import SketchCanvas
+
+PEN, ERASER, SELECT = "pen", "eraser", "select"
+#: Outline colour of each component window (also used by the appearance panel).
+WINDOW_COLORS = {
+    "left_eye": QColor(30, 136, 229),
+    "right_eye": QColor(0, 150, 136),
+    "nose": QColor(251, 140, 0),
+    "mouth": QColor(216, 27, 96),
+}
+MIN_SEGMENT = 0.75  # canvas px between recorded points: smooth but not bloated
+ZOOM_STEP = 1.25
+#: Width (canvas px) of the band around a stroke that a click selects it in.
+HIT_WIDTH = 8.0
+Z_BACKGROUND, Z_OVERLAY, Z_STROKES, Z_WINDOWS, Z_LIVE = 0, 1, 2, 3, 4
+
+
+def stroke_path(points: np.ndarray) -> QPainterPath:
+    """A smooth path through ``points``: quadratic curves through segment midpoints."""
+    path = QPainterPath()
+    pts = np.asarray(points, dtype=float)
+    if len(pts) == 0:
+        return path
+    path.moveTo(QPointF(*pts[0]))
+    if len(pts) == 1:
+        path.lineTo(QPointF(pts[0][0] + 0.01, pts[0][1]))
+        return path
+    for i in range(1, len(pts) - 1):
+        mid = (pts[i] + pts[i + 1]) / 2.0
+        path.quadTo(QPointF(*pts[i]), QPointF(*mid))
+    path.lineTo(QPointF(*pts[-1]))
+    return path
+
+
+def stroke_pen(width: float, eraser: bool) -> QPen:
+    color = QColor(255, 255, 255) if eraser else QColor(20, 20, 20)
+    pen = QPen(color, max(0.5, float(width)))
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    return pen
+
+
+class StrokeItem(QGraphicsPathItem):
+    """One document stroke on screen; remembers the stroke it was drawn from."""
+
+    def __init__(self, stroke: Any) -> None:
+        super().__init__(stroke_path(stroke.points))
+        self.stroke = stroke
+        self.setPen(stroke_pen(stroke.width, stroke.eraser))
+        self.setZValue(Z_STROKES)
+        # thin lines are hard to click: hit-test (and repaint) a wider band around them
+        stroker = QPainterPathStroker()
+        stroker.setWidth(max(self.pen().widthF() + 4.0, HIT_WIDTH))
+        stroker.setCapStyle(Qt.PenCapStyle.RoundCap)
+        self._outline = stroker.createStroke(self.path())
+
+    def shape(self) -> QPainterPath:
+        return self._outline
+
+    def boundingRect(self) -> QRectF:
+        return self._outline.boundingRect()
+
+    @property
+    def stroke_id(self) -> str:
+        return str(self.stroke.id)
+
+    def paint(self, painter: QPainter, option: Any, widget: Any = None) -> None:
+        if self.isSelected():
+            glow = QPen(QColor(66, 165, 245, 140), self.pen().widthF() + 4)
+            glow.setCapStyle(Qt.PenCapStyle.RoundCap)
+            painter.setPen(glow)
+            painter.drawPath(self.path())
+        painter.setPen(self.pen())
+        painter.drawPath(self.path())
+
+
+class WindowItem(QGraphicsRectItem):
+    """A component window outline; dragging it asks the canvas to move the window."""
+
+    def __init__(self, canvas: SketchCanvas, name: str, rect: QRectF) -> None:
+        super().__init__(0, 0, rect.width(), rect.height())
+        self.canvas, self.name = canvas, name
+        self.setPos(rect.topLeft())
+        color = WINDOW_COLORS.get(name, QColor(120, 120, 120))
+        pen = QPen(color, 1.5)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.setBrush(QBrush(Qt.BrushStyle.NoBrush))
+        self.setZValue(Z_WINDOWS)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, True)
+        self.setCursor(Qt.CursorShape.SizeAllCursor)
+        label = QGraphicsSimpleTextItem(COMPONENT_LABELS[name], self)
+        label.setBrush(color)
+        label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        label.setPos(3, 2)
+        self._press_pos = QPointF()
+
+    def shape(self) -> QPainterPath:
+        # only the border band grabs the mouse, so one can draw inside the window
+        band = max(4.0, 8.0 / max(self.canvas.zoom(), 1e-3))
+        outer, inner = QPainterPath(), QPainterPath()
+        r = self.rect()
+        outer.addRect(r.adjusted(-band, -band, band, band))
+        inner.addRect(r.adjusted(band, band, -band, -band))
+        return outer.subtracted(inner)
+
+    def mousePressEvent(self, event: Any) -> None:
+        self._press_pos = self.pos()
+        super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event: Any) -> None:
+        super().mouseReleaseEvent(event)
+        if self.pos() != self._press_pos:
+            self.canvas.windowMoved.emit(self.name, round(self.pos().x()), round(self.pos().y()))

@@ -1,0 +1,369 @@
+"""File menu behaviour of the main window: projects, imports, exports, autosave, samples.
+
+A mixin so the window module stays about wiring.  Slow work (vectorizing a sketch,
+sketching a photo) runs as an engine job; results come back in :meth:`on_file_job`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
+
+from facesketch.imaging import ImageError, read_sketch, write_image
+
+PROJECT_FILTER = "facesketch project (*.json)"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp)"
+EXPORT_FILTER = "PNG image (*.png);;JPEG image (*.jpg *.jpeg)"
+EXPORT_KINDS = ("face", "cartoon", "sketch", "sheet")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+class FileActions:
+    """Mixed into MainWindow; relies on its model, engine, backend and settings."""
+
+    model: Any
+    engine: Any
+    backend: Any
+    settings: Any
+    samples_dir: Path | None
+
+    # -- menu ----------------------------------------------------------------------------
+    def build_file_menu(self, menu: QMenu) -> None:
+        """Fill the File menu."""
+        a = self._action  # type: ignore[attr-defined]
+        menu.addAction(a("New", self.new_document, ["Ctrl+N"]))
+        menu.addAction(a("Open…", self.open_dialog, ["Ctrl+O"]))
+        self.recent_menu = menu.addMenu("Open recent")
+        menu.addAction(a("Save", self.save, ["Ctrl+S"]))
+        menu.addAction(a("Save as…", self.save_as, ["Ctrl+Shift+S"]))
+        menu.addSeparator()
+        menu.addAction(a("Import sketch image…", self.import_sketch_dialog, ["Ctrl+I"]))
+        menu.addAction(a("Start from a photo…", self.start_from_photo_dialog))
+        menu.addSeparator()
+        export = menu.addMenu("Export")
+        for kind, label in (
+            ("face", "Face…"),
+            ("cartoon", "Cartoon…"),
+            ("sketch", "Sketch…"),
+            ("sheet", "Side-by-side sheet…"),
+        ):
+            export.addAction(a(label, lambda _c=False, k=kind: self.export_dialog(k)))
+        menu.addSeparator()
+        menu.addAction(a("Quit", self.close, ["Ctrl+Q"]))  # type: ignore[attr-defined]
+        self.update_recent_menu()
+
+    def update_recent_menu(self) -> None:
+        """Rebuild the Open recent submenu from the settings."""
+        self.recent_menu.clear()
+        recent = [r for r in self.settings.get("recent") if Path(r).is_file()]
+        for path in recent:
+            act = self.recent_menu.addAction(Path(path).name)
+            act.setToolTip(path)
+            act.triggered.connect(lambda _c=False, p=path: self.open_project(p))
+        self.recent_menu.setEnabled(bool(recent))
+
+    def update_title(self) -> None:
+        """Window title: file name and a star when modified."""
+        name = Path(self.model.path).name if self.model.path else "untitled"
+        star = "*" if self.model.modified else ""
+        self.setWindowTitle(f"{name}{star} — facesketch")  # type: ignore[attr-defined]
+
+    def _dialog_dir(self) -> str:
+        return self.settings.get("last_dir")
+
+    def _remember_dir(self, path: str | Path) -> None:
+        self.settings.set("last_dir", str(Path(path).resolve().parent))
+
+    # -- projects --------------------------------------------------------------------------
+    def maybe_save(self) -> bool:
+        """Ask about unsaved changes; False means the person cancelled."""
+        if not self.model.modified:
+            return True
+        answer = QMessageBox.question(
+            self,  # type: ignore[arg-type]
+            "Unsaved changes",
+            "The sketch has unsaved changes. Save them?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def new_document(self) -> None:
+        """Start an empty sketch (after the unsaved-changes prompt)."""
+        if self.maybe_save():
+            self.model.new(self.settings.get("canvas_size"))
+
+    def open_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open sketch", self._dialog_dir(), PROJECT_FILTER
+        )  # type: ignore[arg-type]
+        if path:
+            self.open_project(path)
+
+    def open_project(self, path: str | Path) -> bool:
+        """Load a project file; a bad file leaves the current sketch untouched."""
+        try:
+            self.model.open(path)
+        except Exception as exc:  # ProjectError and friends carry a clear message
+            self.show_error(str(exc))  # type: ignore[attr-defined]
+            return False
+        self._remember_dir(path)
+        self.settings.add_recent(path)
+        self.update_recent_menu()
+        self.statusBar().showMessage(f"Opened {path}", 5000)  # type: ignore[attr-defined]
+        return True
+
+    def save(self) -> bool:
+        """Save to the current file (asks for one the first time)."""
+        if self.model.path is None:
+            return self.save_as()
+        return self.save_to(self.model.path)
+
+    def save_as(self) -> bool:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save sketch", self._dialog_dir(), PROJECT_FILTER
+        )  # type: ignore[arg-type]
+        if not path:
+            return False
+        if not path.lower().endswith(".json"):
+            path += ".json"
+        return self.save_to(path)
+
+    def save_to(self, path: str | Path) -> bool:
+        """Write the project to ``path`` (atomic); errors are shown, not raised."""
+        try:
+            self.model.save(path)
+        except Exception as exc:
+            self.show_error(f"could not save {path}: {exc}")  # type: ignore[attr-defined]
+            return False
+        self.discard_autosave()
+        self._remember_dir(path)
+        self.settings.add_recent(path)
+        self.update_recent_menu()
+        self.update_title()
+        self.statusBar().showMessage(f"Saved {path}", 5000)  # type: ignore[attr-defined]
+        return True
+
+    # -- autosave --------------------------------------------------------------------------
+    def autosave(self) -> None:
+        """Write the autosave copy when there are unsaved changes."""
+        if self.model.modified:
+            try:
+                self.model.write_autosave()
+            except Exception as exc:
+                self.statusBar().showMessage(f"autosave failed: {exc}", 8000)  # type: ignore[attr-defined]
+
+    def discard_autosave(self) -> None:
+        """Forget the autosave copy of the current document (after save or clean close)."""
+        try:
+            self.model.remove_autosave()
+        except OSError:
+            pass
+
+    def offer_recovery(self) -> bool:
+        """After a crash, offer to reopen the newest autosaved sketch (or discard it)."""
+        found = self.model.find_autosaves()
+        if not found:
+            return False
+        newest = found[0]
+        answer = QMessageBox.question(
+            self,  # type: ignore[arg-type]
+            "Recover sketch",
+            f"facesketch found an autosaved sketch from a session that did not end "
+            f"normally:\n{newest}\n\nRecover it? (Discard deletes it; Cancel asks again "
+            "next time.)",
+            QMessageBox.StandardButton.Yes
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Discard:
+            newest.unlink(missing_ok=True)
+            return False
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        try:
+            self.model.recover(newest)
+        except Exception as exc:
+            self.show_error(f"could not recover {newest}: {exc}")  # type: ignore[attr-defined]
+            return False
+        newest.unlink(missing_ok=True)  # its content now lives in this session's autosave
+        self.autosave()
+        return True
+
+    # -- imports ---------------------------------------------------------------------------
+    def import_sketch_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Import sketch image", self._dialog_dir(), IMAGE_FILTER
+        )  # type: ignore[arg-type]
+        if not path:
+            return
+        box = QMessageBox(self)  # type: ignore[arg-type]
+        box.setWindowTitle("Import sketch")
+        box.setText("Use the image as a background layer, or turn its lines into editable strokes?")
+        layer = box.addButton("Background layer", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Editable strokes", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if (
+            box.clickedButton() is None
+            or box.buttonRole(box.clickedButton()) != QMessageBox.ButtonRole.AcceptRole
+        ):
+            return
+        self.import_sketch(path, as_strokes=box.clickedButton() is not layer)
+
+    def import_sketch(self, path: str | Path, as_strokes: bool) -> None:
+        """Bring a sketch image in as a background layer or (off-thread) as strokes."""
+        canvas = self.model.doc.layout.canvas
+        try:
+            sketch = read_sketch(path)
+        except ImageError as exc:
+            self.show_error(str(exc))  # type: ignore[attr-defined]
+            return
+        sketch = cv2.resize(sketch, (canvas, canvas), interpolation=cv2.INTER_AREA)
+        self._remember_dir(path)
+        if not as_strokes:
+            self.model.set_background(sketch)
+            return
+        self.statusBar().showMessage(f"Vectorizing {Path(path).name}…")  # type: ignore[attr-defined]
+        self.engine.run_job(f"strokes\t{path}", self.backend.sketch_to_strokes, sketch)
+
+    def start_from_photo_dialog(self) -> None:
+        if not self.maybe_save():
+            return
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Start from a photo", self._dialog_dir(), IMAGE_FILTER
+        )  # type: ignore[arg-type]
+        if path:
+            self.start_from_photo(path)
+
+    def start_from_photo(self, path: str | Path) -> None:
+        """Align, sketch and vectorize a photo off-thread; it becomes a new document."""
+        self._remember_dir(path)
+        self.statusBar().showMessage(f"Sketching {Path(path).name}…")  # type: ignore[attr-defined]
+        canvas = self.settings.get("canvas_size")
+        self.engine.run_job(f"photo\t{path}", self.backend.photo_to_document, str(path), canvas)
+
+    def on_file_job(self, kind: str, rest: list[str], outcome: Any) -> None:
+        """Results of import jobs (GUI thread)."""
+        if outcome.error:
+            self.show_error(outcome.error)  # type: ignore[attr-defined]
+            return
+        if kind == "strokes":
+            self.model.add_strokes(list(outcome.value))
+            self.statusBar().showMessage(f"Imported {len(outcome.value)} strokes", 5000)  # type: ignore[attr-defined]
+        elif kind == "photo":
+            imp = outcome.value
+            self.model.new_from_strokes(imp.strokes, photo=imp.path)
+            self.statusBar().showMessage(  # type: ignore[attr-defined]
+                f"Started from {Path(imp.path).name}: {len(imp.strokes)} strokes", 5000
+            )
+        elif kind == "style":
+            self.refresh_styles()  # type: ignore[attr-defined]
+            self.statusBar().showMessage(f"Imported cartoon style {rest[0]}", 5000)  # type: ignore[attr-defined]
+
+    def import_style_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Import CartoonGAN style",
+            self._dialog_dir(),  # type: ignore[arg-type]
+            "CartoonGAN generator (*.pth *.pt *.safetensors)",
+        )
+        if not path:
+            return
+        default = Path(path).name.split("_net_G")[0].split(".")[0].lower()
+        name, ok = QInputDialog.getText(self, "Style name", "Name of the style:", text=default)  # type: ignore[arg-type]
+        if ok and name.strip():
+            self.engine.run_job(
+                f"style\t{name.strip()}", self.backend.import_style, path, name.strip()
+            )
+
+    # -- exports ---------------------------------------------------------------------------
+    def export_array(self, kind: str) -> np.ndarray | None:
+        """The image an export of ``kind`` writes, or None when there is none yet."""
+        face = self.result_view.face_array  # type: ignore[attr-defined]
+        cartoon = self.cartoon.cartoon  # type: ignore[attr-defined]
+        sketch = self.model.doc.render_sketch(self.model.doc.layout.canvas)
+        if kind == "face":
+            return face
+        if kind == "cartoon":
+            return cartoon
+        if kind == "sketch":
+            return sketch
+        if kind == "sheet":
+            parts = [np.repeat(sketch[:, :, None], 3, axis=2)]
+            side = sketch.shape[0]
+            for img in (face, cartoon):
+                if img is not None:
+                    parts.append(cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA))
+            return np.concatenate(parts, axis=1)
+        raise ValueError(f"unknown export {kind!r}; expected one of {EXPORT_KINDS}")
+
+    def export_image(self, kind: str, path: str | Path) -> Path | None:
+        """Write the ``kind`` image to ``path`` (PNG or JPEG by extension)."""
+        img = self.export_array(kind)
+        if img is None:
+            self.show_error(f"nothing to export yet: no {kind} has been rendered")  # type: ignore[attr-defined]
+            return None
+        p = Path(path)
+        if p.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            p = p.with_suffix(".png")
+        try:
+            out = write_image(p, img)
+        except (ImageError, OSError) as exc:
+            self.show_error(f"could not export {p}: {exc}")  # type: ignore[attr-defined]
+            return None
+        self.statusBar().showMessage(f"Exported {out}", 5000)  # type: ignore[attr-defined]
+        return out
+
+    def export_dialog(self, kind: str) -> None:
+        stem = Path(self.model.path).stem if self.model.path else "facesketch"
+        start = str(Path(self._dialog_dir()) / f"{stem}-{kind}.png")
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind}", start, EXPORT_FILTER)  # type: ignore[arg-type]
+        if path:
+            self._remember_dir(path)
+            self.export_image(kind, path)
+
+    # -- samples ---------------------------------------------------------------------------
+    def sample_photos(self) -> list[Path]:
+        """The bundled sample reference photos."""
+        if self.samples_dir is None or not self.samples_dir.is_dir():
+            return []
+        return sorted(p for p in self.samples_dir.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+
+    def sample_projects(self) -> list[Path]:
+        """The bundled sample sketch projects."""
+        if self.samples_dir is None or not self.samples_dir.is_dir():
+            return []
+        return sorted(self.samples_dir.glob("*.json"))
+
+    def load_samples(self) -> None:
+        """List the samples in the Samples menu and the appearance panel."""
+        menu = self.samples_menu  # type: ignore[attr-defined]
+        menu.clear()
+        for proj in self.sample_projects():
+            act = menu.addAction(f"Open sketch: {proj.stem}")
+            act.triggered.connect(
+                lambda _c=False, p=proj: self.maybe_save() and self.open_sample(p)
+            )
+        menu.addSeparator()
+        for photo in self.sample_photos():
+            act = menu.addAction(f"Use photo for whole face: {photo.stem}")
+            act.triggered.connect(lambda _c=False, p=photo: self.drop_photo("face", str(p), 0))  # type: ignore[attr-defined]
+            self.appearance.samples.add_photo(photo)  # type: ignore[attr-defined]
+
+    def open_sample(self, path: Path) -> bool:
+        """Open a bundled sample as an untitled document (saving never overwrites it)."""
+        ok = self.open_project(path)
+        if ok:
+            self.model.path = None
+            self.update_title()
+        return ok

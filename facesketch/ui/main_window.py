@@ -1,0 +1,369 @@
+"""The main window: canvas, live result, appearance and cartoon panels, menus.
+
+Wiring only: the canvas and panels report gestures, :class:`DocumentModel` turns
+them into undoable commands, and every document change restarts a short debounce
+timer whose expiry sends one render request to the engine (off the GUI thread).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QLabel,
+    QMainWindow,
+    QSlider,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+)
+
+from facesketch.ui.appearance_actions import AppearanceActions
+from facesketch.ui.appearance_panel import AppearancePanel
+from facesketch.ui.backend import Backend
+from facesketch.ui.canvas import ERASER, PEN, SELECT, SketchCanvas
+from facesketch.ui.cartoon_panel import CartoonPanel
+from facesketch.ui.document_model import DocumentModel
+from facesketch.ui.engine_client import EngineClient
+from facesketch.ui.files import FileActions
+from facesketch.ui.notice import Notice
+from facesketch.ui.result_view import ResultView
+from facesketch.ui.settings import Settings
+
+#: Quiet time after the last edit before a render is requested (ms).
+RENDER_DEBOUNCE_MS = 150
+#: How often a modified document is written to the autosave file (ms).
+AUTOSAVE_MS = 30_000
+SKETCH_RAW, SKETCH_OVERLAY, SKETCH_BESIDE = (
+    "raw strokes",
+    "calibrated over strokes",
+    "calibrated beside face",
+)
+
+
+class MainWindow(AppearanceActions, FileActions, QMainWindow):
+    """facesketch's window; ``engine`` and ``backend`` are injectable for tests."""
+
+    renderShown = Signal(object)  # the RenderResult just displayed (tests, screenshots)
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        backend: Backend,
+        settings: Settings,
+        samples_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.engine, self.backend, self.settings = engine, backend, settings
+        self.samples_dir = samples_dir
+        self.model = DocumentModel(canvas=settings.get("canvas_size"), parent=self)
+        self.ref_thumbs: dict[str, dict[str, Any]] = {}  # path -> slot -> aligned crop
+        self.last_result: Any = None
+        self.render_count = 0
+        self.setWindowTitle("facesketch")
+        self.resize(1400, 820)
+
+        self.canvas = SketchCanvas()
+        self.result_view = ResultView()
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.canvas)
+        split.addWidget(self.result_view)
+        split.setSizes([700, 700])
+        self.setCentralWidget(split)
+        self.appearance = AppearancePanel()
+        self.cartoon = CartoonPanel()
+        tabs = QTabWidget()
+        tabs.addTab(self.appearance, "Appearance")
+        tabs.addTab(self.cartoon, "Cartoon")
+        self.side_tabs = tabs
+        dock = QDockWidget("Look", self)
+        dock.setObjectName("look-dock")
+        dock.setWidget(tabs)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.notice = Notice(self)
+        self.device_label = QLabel("device: starting…")
+        self.time_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.time_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+
+        self.render_timer = QTimer(self)
+        self.render_timer.setSingleShot(True)
+        self.render_timer.setInterval(RENDER_DEBOUNCE_MS)
+        self.render_timer.timeout.connect(self.request_render)
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(AUTOSAVE_MS)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.start()
+
+        self._build_actions()
+        self._build_toolbar()
+        self._build_menus()
+        self._connect()
+        self.canvas.set_width(PEN, settings.get("pen_width"))
+        self.canvas.set_width(ERASER, settings.get("eraser_width"))
+        self.set_tool(PEN)
+        self.load_samples()
+        self.refresh_styles()
+        self.on_document_changed()
+        self._fitted = False
+
+    # -- construction ----------------------------------------------------------------
+    def _action(
+        self, text: str, slot: Any, shortcut: Any = None, checkable: bool = False
+    ) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            act.setShortcuts([QKeySequence(k) for k in keys])
+        act.setCheckable(checkable)
+        act.triggered.connect(slot)
+        return act
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_undo = a("Undo", self.model.undo, [QKeySequence.StandardKey.Undo])
+        self.act_redo = a("Redo", self.model.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        self.act_clear = a("Clear", self.clear_canvas)
+        self.act_delete = a("Delete selection", self.canvas.delete_selected, ["Del"])
+        self.act_select_all = a("Select all", self.canvas.select_all, ["Ctrl+A"])
+        self.act_zoom_in = a("Zoom in", lambda: self.canvas.zoom_by(1.25), ["Ctrl++", "Ctrl+="])
+        self.act_zoom_out = a("Zoom out", lambda: self.canvas.zoom_by(0.8), ["Ctrl+-"])
+        self.act_fit = a("Fit canvas", self.canvas.fit, ["Ctrl+0"])
+        self.act_windows = a("Show component windows", self.canvas.set_windows_visible, None, True)
+        self.act_windows.setChecked(True)
+        self.tool_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for tool, label, key in (
+            (PEN, "Pen", "P"),
+            (ERASER, "Eraser", "E"),
+            (SELECT, "Select", "S"),
+        ):
+            act = a(label, lambda _c=False, t=tool: self.set_tool(t), key, True)
+            group.addAction(act)
+            self.tool_actions[tool] = act
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Tools")
+        tb.setObjectName("tools")
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+        for act in self.tool_actions.values():
+            tb.addAction(act)
+        self.pen_width = QDoubleSpinBox()
+        self.pen_width.setRange(0.5, 40)
+        self.pen_width.setSingleStep(0.5)
+        self.pen_width.setPrefix("width ")
+        self.pen_width.setToolTip("Width of the current pen or eraser (canvas px)")
+        tb.addWidget(self.pen_width)
+        tb.addSeparator()
+        for act in (self.act_undo, self.act_redo, self.act_clear):
+            tb.addAction(act)
+        tb.addSeparator()
+        tb.addAction(self.act_windows)
+        self.sketch_mode = QComboBox()
+        self.sketch_mode.addItems([SKETCH_RAW, SKETCH_OVERLAY, SKETCH_BESIDE])
+        self.sketch_mode.setToolTip("Show the calibrated (SCN) sketch over or beside your strokes")
+        tb.addWidget(self.sketch_mode)
+        tb.addWidget(QLabel("  stroke calibration "))
+        self.scn_slider = QSlider(Qt.Orientation.Horizontal)
+        self.scn_slider.setRange(0, 100)
+        self.scn_slider.setFixedWidth(120)
+        self.scn_slider.setToolTip("Strength of the Stroke Calibration Network (0 = raw strokes)")
+        tb.addWidget(self.scn_slider)
+        self.scn_value = QLabel("")
+        tb.addWidget(self.scn_value)
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        self.file_menu = mb.addMenu("&File")
+        self.build_file_menu(self.file_menu)
+        edit = mb.addMenu("&Edit")
+        for act in (
+            self.act_undo,
+            self.act_redo,
+            None,
+            self.act_select_all,
+            self.act_delete,
+            self.act_clear,
+        ):
+            edit.addSeparator() if act is None else edit.addAction(act)
+        view = mb.addMenu("&View")
+        for act in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_windows):
+            view.addSeparator() if act is None else view.addAction(act)
+        self.samples_menu = mb.addMenu("&Samples")
+        self._build_settings_menu(mb.addMenu("Se&ttings"))
+
+    def _build_settings_menu(self, menu: Any) -> None:
+        """Device, render size and new-canvas size, persisted in QSettings."""
+        choices = (
+            ("device", "Device (next start)", ("auto", "cpu", "cuda")),
+            ("render_size", "Render size", (256, 512)),
+            ("canvas_size", "Canvas of new sketches", (256, 512)),
+        )
+        for key, title, values in choices:
+            sub = menu.addMenu(title)
+            group = QActionGroup(self)
+            current = self.settings.get(key)
+            for value in values:
+                act = sub.addAction(str(value))
+                act.setCheckable(True)
+                act.setChecked(value == current)
+                group.addAction(act)
+                act.triggered.connect(lambda _c=False, k=key, v=value: self._set_setting(k, v))
+
+    def _set_setting(self, key: str, value: Any) -> None:
+        self.settings.set(key, value)
+        if key == "render_size":
+            self.schedule_render()
+        elif key == "device":
+            self.statusBar().showMessage(f"device {value} is used from the next start", 6000)
+
+    def _connect(self) -> None:
+        m, c = self.model, self.canvas
+        m.changed.connect(self.on_document_changed)
+        c.strokeFinished.connect(m.add_stroke)
+        c.strokesMoved.connect(m.move_strokes)
+        c.strokesDeleted.connect(m.remove_strokes)
+        c.windowMoved.connect(self.on_window_moved)
+        c.photoDropped.connect(self.drop_photo)
+        self.appearance.photoDropped.connect(self.drop_photo)
+        self.appearance.mixChanged.connect(self.on_mix_changed)
+        self.appearance.slotCleared.connect(m.clear_appearance)
+        self.cartoon.settingsChanged.connect(self.schedule_render)
+        self.cartoon.importRequested.connect(self.import_style_dialog)
+        self.cartoon.exportRequested.connect(lambda: self.export_dialog("cartoon"))
+        self.scn_slider.sliderReleased.connect(lambda: m.set_scn(self.scn_slider.value() / 100))
+        self.scn_slider.valueChanged.connect(lambda v: self.scn_value.setText(f"{v}%"))
+        self.sketch_mode.currentTextChanged.connect(self.on_sketch_mode)
+        self.pen_width.valueChanged.connect(self.on_width_changed)
+        self.engine.renderFinished.connect(self.on_render_finished)
+        self.engine.busyChanged.connect(self.result_view.set_busy)
+        self.engine.jobFinished.connect(self.on_job_finished)
+
+    # -- editing -----------------------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        """Switch the canvas tool and show its width."""
+        self.canvas.set_tool(tool)
+        self.tool_actions[tool].setChecked(True)
+        self.pen_width.setEnabled(tool != SELECT)
+        if tool != SELECT:
+            self.pen_width.blockSignals(True)
+            self.pen_width.setValue(self.canvas.widths[tool])
+            self.pen_width.blockSignals(False)
+
+    def on_width_changed(self, value: float) -> None:
+        tool = self.canvas.tool
+        if tool in (PEN, ERASER):
+            self.canvas.set_width(tool, value)
+            self.settings.set("pen_width" if tool == PEN else "eraser_width", value)
+
+    def clear_canvas(self) -> None:
+        """Remove every stroke (undoable)."""
+        self.model.clear()
+
+    def on_window_moved(self, name: str, x: int, y: int) -> None:
+        self.model.move_window(name, x, y)
+        if not self.model.last_change_applied:
+            self.canvas.sync(self.model.doc)  # snap the outline back
+
+    def on_sketch_mode(self, mode: str) -> None:
+        self.canvas.set_calibrated(None, visible=mode == SKETCH_OVERLAY)
+        self.result_view.set_sketch_beside(mode == SKETCH_BESIDE)
+
+    def on_document_changed(self) -> None:
+        """Refresh every view of the document and schedule a render."""
+        doc = self.model.doc
+        self.canvas.sync(doc)
+        self.scn_slider.blockSignals(True)
+        self.scn_slider.setValue(round(float(doc.scn_strength) * 100))
+        self.scn_slider.blockSignals(False)
+        self.scn_value.setText(f"{self.scn_slider.value()}%")
+        self.act_undo.setEnabled(self.model.can_undo())
+        self.act_redo.setEnabled(self.model.can_redo())
+        self.show_appearance()
+        self.update_title()
+        self.schedule_render()
+
+    def show_error(self, text: str) -> None:
+        """Tell the person something went wrong without blocking them."""
+        self.statusBar().showMessage(text, 10000)
+        self.notice.show_message(text)
+
+    # -- rendering ---------------------------------------------------------------------
+    def schedule_render(self) -> None:
+        """(Re)start the debounce timer: render once the person pauses."""
+        self.render_timer.start()
+
+    def request_render(self) -> None:
+        """Send the current document to the engine (returns at once)."""
+        doc = self.model.doc
+        self.engine.render(
+            doc.snapshot(),
+            self.settings.get("render_size"),
+            float(doc.scn_strength),
+            self.cartoon.style(),
+        )
+
+    def on_render_finished(self, result: Any) -> None:
+        """Show a render result (GUI thread, via the engine client's queued signal)."""
+        self.last_result = result
+        self.render_count += 1
+        error = getattr(result, "error", None)
+        face = getattr(result, "face", None)
+        sketch = getattr(result, "sketch", None)
+        device = getattr(result, "device", "") or self.engine.status().get("device", "")
+        if device:
+            self.device_label.setText(f"device: {device}")
+        if error:
+            if face is None:
+                self.result_view.set_message(error)
+            self.statusBar().showMessage(error, 10000)
+            self.time_label.setText("render failed")
+        if face is not None:
+            self.result_view.set_result(face, sketch)
+            self.canvas.set_calibrated(sketch)
+            timings = dict(getattr(result, "timings", {}) or {})
+            total = float(timings.get("total", sum(timings.values()) if timings else 0.0))
+            text = f"last render {total:.0f} ms"
+            if "cartoon" in timings:
+                text += f" + cartoon {float(timings['cartoon']):.0f} ms"
+            self.time_label.setText(text)
+        for warning in getattr(result, "warnings", ()) or ():
+            self.statusBar().showMessage(str(warning), 8000)
+        cartoon = getattr(result, "cartoon", None)
+        if cartoon is not None or self.cartoon.style() is not None:
+            self.cartoon.set_cartoon(cartoon, error if cartoon is None else None)
+        self.renderShown.emit(result)
+
+    # -- cartoon styles ----------------------------------------------------------------
+    def refresh_styles(self) -> None:
+        """Reload the style list from the engine."""
+        try:
+            names = self.backend.list_styles()
+        except Exception as exc:  # the list is optional: say why it is empty
+            names = []
+            self.statusBar().showMessage(f"cartoon styles unavailable: {exc}", 8000)
+        self.cartoon.set_styles(names)
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if not self._fitted:  # fit once the splitter has given the canvas its size
+            self._fitted = True
+            QTimer.singleShot(0, self.canvas.fit)
+
+    # -- closing -------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.maybe_save():
+            event.ignore()
+            return
+        self.autosave_timer.stop()
+        self.discard_autosave()
+        self.settings.sync()
+        self.engine.shutdown()
+        event.accept()

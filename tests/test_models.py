@@ -1,0 +1,174 @@
+"""Shapes, value ranges, configs and sizes of the sketch-to-face networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from facesketch.layout import BACKGROUND, COMPONENTS, LOCAL_COMPONENTS, FaceLayout
+from facesketch.models import (
+    ComponentModel,
+    GlobalFusion,
+    ModelConfig,
+    StrokeCalibrator,
+    Upsampler2x,
+    component_input,
+    preset,
+)
+from facesketch.models import losses
+from facesketch.models.config import LocalConfig, SCNConfig
+from facesketch.models.fusion import build_fusion_discriminator
+from facesketch.models.scn import build_scn_discriminator
+
+LITE = preset("lite")
+LAYOUT = FaceLayout.default(LITE.canvas)
+
+
+def _in_range(t: torch.Tensor) -> bool:
+    return bool(t.min() >= -1.0 and t.max() <= 1.0)
+
+
+@pytest.mark.parametrize("name", ["lite", "paper", "tiny"])
+def test_config_round_trip(name: str) -> None:
+    cfg = preset(name)
+    again = ModelConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+    assert again.local == LocalConfig.from_dict(cfg.local.to_dict())
+
+
+def test_config_rejects_unknown_keys_and_mismatched_fusion_input() -> None:
+    with pytest.raises(ValueError, match="unknown keys"):
+        SCNConfig.from_dict({"base": 8, "bsae": 3})
+    bad = LITE.to_dict()
+    bad["fusion"]["in_ch"] = LITE.local.feat_ch + 1
+    with pytest.raises(ValueError, match="feat_ch"):
+        ModelConfig.from_dict(bad)
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("huge")
+
+
+def test_scn_shapes_and_range() -> None:
+    g = StrokeCalibrator(LITE.scn).eval()
+    x = torch.rand(2, 1, 64, 96) * 2 - 1
+    with torch.no_grad():
+        y = g(x)
+    assert y.shape == x.shape and _in_range(y)
+    with pytest.raises(ValueError, match="multiples"):
+        g(torch.zeros(1, 1, 60, 64))
+    with pytest.raises(ValueError, match="expects"):
+        g(torch.zeros(1, 3, 64, 64))
+    feats = build_scn_discriminator(LITE.scn)(x)
+    assert len(feats) == LITE.scn.d_layers + 2 and feats[-1].shape[1] == 1
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_component_model_shapes(component: str) -> None:
+    torch.manual_seed(0)
+    m = ComponentModel(LITE.local, component).eval()
+    s = LAYOUT.window(component).size
+    lc = LITE.local
+    sketch = torch.rand(2, 1, s, s) * 2 - 1
+    photo = torch.rand(2, 3, s, s) * 2 - 1
+    with torch.no_grad():
+        geom = m.E_sketch(sketch)
+        assert geom.shape == (2, lc.latent_ch, s // m.multiple, s // m.multiple)
+        assert m.E_image(photo).shape == geom.shape
+        rec = m.D_sketch(geom)
+        assert rec.shape == sketch.shape and _in_range(rec)
+        code = m.E_app(photo)
+        assert code.shape == (2, lc.app_dim)
+        feat = m.G_syn(geom, code)
+        assert feat.shape == (2, lc.feat_ch, s, s)
+        rgb = m.G_syn.to_rgb(feat)
+        assert rgb.shape == (2, 3, s, s) and _in_range(rgb)
+        # the appearance code steers the output (AdaIN), the geometry latent does not see it
+        other = m.G_syn(geom, code.flip(0) + 1.0)
+        assert not torch.allclose(feat, other)
+    assert m.network == f"local/{component}"
+    assert m.manifest_config() == {"local": lc.to_dict(), "component": component}
+
+
+def test_appearance_code_is_global_pooled() -> None:
+    """E_app keeps no spatial layout: the code length does not depend on the input size."""
+    m = ComponentModel(LITE.local, "nose").E_app.eval()
+    with torch.no_grad():
+        a = m(torch.rand(1, 3, 64, 64))
+        b = m(torch.rand(3, 3, 96, 160))
+    assert a.shape == (1, LITE.local.app_dim) and b.shape == (3, LITE.local.app_dim)
+
+
+def test_unknown_component_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown component"):
+        ComponentModel(LITE.local, "ear")
+
+
+def test_component_input_blanks_local_windows_for_background() -> None:
+    x = -torch.ones(1, 1, LAYOUT.canvas, LAYOUT.canvas)
+    bg = component_input(x, LAYOUT, BACKGROUND, blank=1.0)
+    for name in LOCAL_COMPONENTS:
+        w = LAYOUT.window(name)
+        cx, cy = (int(v) for v in w.center)
+        assert bg[0, 0, cy, cx] == 1.0  # window centre blanked to white
+    assert bg[0, 0, 2, 2] == -1.0  # outside every window untouched
+    nose = component_input(x, LAYOUT, "nose")
+    assert nose.shape[-1] == LAYOUT.window("nose").size and bool((nose == -1).all())
+
+
+def test_fusion_and_upsampler() -> None:
+    f = GlobalFusion(LITE.fusion).eval()
+    with torch.no_grad():
+        y = f(torch.randn(1, LITE.local.feat_ch, 64, 96))
+    assert y.shape == (1, 3, 64, 96) and _in_range(y)
+    with pytest.raises(ValueError, match="expects"):
+        f(torch.randn(1, 3, 64, 64))
+    d_out = build_fusion_discriminator(LITE.fusion)(torch.randn(1, LITE.fusion.in_ch + 3, 64, 64))
+    assert len(d_out) == LITE.fusion.d_scales
+    up = Upsampler2x(LITE.up).eval()
+    x = torch.rand(1, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        z = up(x)
+    assert z.shape == (1, 3, 64, 96)
+    # untrained, the residual head is zero: the head starts as plain bilinear up-sampling
+    bilinear = nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(z, bilinear, atol=1e-6)
+
+
+def test_lite_parameter_counts_fit_the_cpu_budget() -> None:
+    counts = {c: ComponentModel(LITE.local, c).num_params() for c in COMPONENTS}
+    assert all(200_000 < n < 3_000_000 for n in counts.values()), counts
+    assert 200_000 < GlobalFusion(LITE.fusion).num_params() < 4_000_000
+    assert 100_000 < StrokeCalibrator(LITE.scn).num_params() < 2_000_000
+    assert Upsampler2x(LITE.up).num_params() < 50_000
+    paper_nose = ComponentModel(preset("paper").local, "nose").num_params()
+    assert paper_nose > 10 * counts["nose"]
+
+
+def test_losses_behave() -> None:
+    x = torch.randn(2, 3, 8, 8)
+    assert losses.masked_l1(x, x).item() == 0.0
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[..., :4] = 1
+    y = x.clone()
+    y[..., 4:] += 5.0  # differences only where the mask is 0
+    assert losses.masked_l1(y, x, mask).item() == 0.0
+    assert losses.masked_l1(y, x).item() > 1.0
+    feats = [torch.randn(1, 4, 4, 4), torch.ones(1, 1, 2, 2)]
+    assert losses.feature_matching(feats, feats).item() == 0.0
+    assert losses.lsgan_g(feats).item() == 0.0  # logits at the "real" target
+    multi = [feats, [torch.randn(1, 4, 2, 2), torch.zeros(1, 1, 1, 1)]]
+    assert losses.lsgan_d(multi, [[f, torch.zeros(1, 1, 2, 2)] for f in feats[:1]] * 2).item() > 0
+
+
+def test_perceptual_loss_keeps_feature_net_out_of_state() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
+
+    class Taps(nn.Module):
+        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+            return [net(x)]
+
+    loss = losses.PerceptualLoss(Taps(), lambda t: t)
+    assert loss.state_dict() == {}
+    a, b = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
+    assert loss(a, a).item() == 0.0
+    assert loss(a, b).item() > 0.0

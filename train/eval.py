@@ -1,0 +1,326 @@
+"""Evaluate trained sketch-to-face networks on the validation split, and time them.
+
+Metrics (printed and written as JSON):
+- sketch fidelity: F1 (pixel tolerance 2) between the input sketch and the sketch
+  re-extracted from the rendered face with ``photo_to_sketch``; the same F1 for the
+  real photo is the bar;
+- reconstruction: masked PSNR / SSIM of the face rendered from a photo's own sketch
+  and own appearance against that photo;
+- appearance transfer: per-component masked mean colour distance to a reference
+  photo, before (own appearance) and after (the reference's appearance codes);
+- disentanglement: edge F1 between the renders with own and with reference
+  appearance (geometry should not move when only appearance changes).
+A contact sheet shows: rough sketch | calibrated sketch | face | the same face
+with two other appearance references.
+
+    python -m train.eval --weights runs/local3-all/export runs/fusion/export runs/scn/export
+    python -m train.eval --bench            # CPU inference ms of each lite network
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facesketch.imaging import sketch_to_tensor, tensor_to_image, write_image
+from facesketch.layout import BACKGROUND, COMPONENTS, LOCAL_COMPONENTS, FaceLayout
+from facesketch.models import ComponentModel, GlobalFusion, StrokeCalibrator, Upsampler2x, preset
+from facesketch.models.config import FusionConfig, LocalConfig, SCNConfig
+from facesketch.models.local import component_input
+from facesketch.models.losses import mean_color
+
+SKETCH_BLANK = 1.0
+TOLERANCE = 2  # pixels, for edge F1
+
+
+# -- metrics ---------------------------------------------------------------------------
+def edge_f1(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """F1 of the dark lines of two uint8 sketches, a line pixel matching within TOLERANCE px."""
+    p, t = pred < 128, target < 128
+    if mask is not None:
+        p, t = p & (mask > 0), t & (mask > 0)
+    if not p.any() and not t.any():
+        return 1.0
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * TOLERANCE + 1,) * 2)
+    near_t = cv2.dilate(t.astype(np.uint8), k) > 0
+    near_p = cv2.dilate(p.astype(np.uint8), k) > 0
+    precision = (p & near_t).sum() / max(p.sum(), 1)
+    recall = (t & near_p).sum() / max(t.sum(), 1)
+    return float(2 * precision * recall / max(precision + recall, 1e-9))
+
+
+def masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+    """PSNR (dB) over valid pixels of images in [-1, 1]."""
+    m = mask.expand_as(a)
+    mse = ((a.clamp(-1, 1) - b) ** 2 * m).sum() / m.sum().clamp_min(1)
+    return float(10 * torch.log10(4.0 / mse.clamp_min(1e-10)))
+
+
+def masked_ssim(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+    """SSIM (Gaussian 11x11, sigma 1.5, on [0, 1] images) averaged over valid pixels."""
+    a, b = (a.clamp(-1, 1) + 1) / 2, (b.clamp(-1, 1) + 1) / 2
+    g = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    g = (g / g.sum()).to(a)
+    c = a.shape[1]
+    win = (g[:, None] * g[None, :]).expand(c, 1, 11, 11)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (5, 5, 5, 5), mode="reflect"), win, groups=c)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    )
+    m = mask.expand_as(ssim)
+    return float((ssim * m).sum() / m.sum().clamp_min(1))
+
+
+# -- networks ----------------------------------------------------------------------------
+class Renderer:
+    """Sketch + per-component appearance codes -> face, with the trained networks.
+
+    Uses ``component_input`` and ``FaceLayout.paste_all`` exactly like the engine.
+    """
+
+    def __init__(
+        self,
+        locals_: dict[str, ComponentModel],
+        fusion: GlobalFusion,
+        scn: StrokeCalibrator | None,
+        canvas: int,
+    ) -> None:
+        self.locals, self.fusion, self.scn = locals_, fusion, scn
+        self.layout = FaceLayout.default(canvas)
+
+    def codes(self, photo: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Appearance code of every component of a batch of aligned photos."""
+        lay = self.layout
+        return {
+            c: m.E_app(photo if c == BACKGROUND else lay.crop(photo, c))
+            for c, m in self.locals.items()
+        }
+
+    def render(self, sketch: torch.Tensor, codes: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Faces (N, 3, S, S) for sketches (N, 1, S, S)."""
+        maps = {}
+        for c, m in self.locals.items():
+            maps[c] = m.G_syn(
+                m.E_sketch(component_input(sketch, self.layout, c, SKETCH_BLANK)), codes[c]
+            )
+        base = maps.pop(BACKGROUND)
+        return self.fusion(self.layout.paste_all(base, maps))
+
+
+def load_networks(dirs: list[Path]) -> tuple[Renderer, int]:
+    """Build and load the networks exported into ``dirs`` (checked by the registry)."""
+    from facesketch.engine.weights import load_into, read_manifest
+
+    found: dict[str, tuple[Path, dict]] = {}
+    for d in dirs:
+        for f in sorted(Path(d).glob("*.safetensors")):
+            man = read_manifest(f)
+            found[man["network"]] = (f, man)
+    missing = [n for n in ["fusion", *(f"local/{c}" for c in COMPONENTS)] if n not in found]
+    if missing:
+        raise SystemExit(f"error: no exported weights for {missing} in {[str(d) for d in dirs]}")
+
+    def load(module: nn.Module, net: str) -> nn.Module:
+        load_into(module, found[net][0], net, found[net][1]["config"])
+        return module.eval()
+
+    locals_ = {}
+    for c in COMPONENTS:
+        conf = found[f"local/{c}"][1]["config"]
+        locals_[c] = load(ComponentModel(LocalConfig.from_dict(conf["local"]), c), f"local/{c}")
+    fusion = load(GlobalFusion(FusionConfig.from_dict(found["fusion"][1]["config"])), "fusion")
+    scn = None
+    if "scn" in found:
+        scn = load(StrokeCalibrator(SCNConfig.from_dict(found["scn"][1]["config"])), "scn")
+    canvas = 256  # the networks' training canvas (the engine's internal canvas)
+    return Renderer(locals_, fusion, scn, canvas), canvas
+
+
+def _sketch_of(face: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    from facesketch.engine.sketchify import photo_to_sketch
+
+    m = (mask[0].cpu().numpy() * 255).astype(np.uint8)
+    return photo_to_sketch(tensor_to_image(face), m)
+
+
+def _rough(sketch: torch.Tensor, seed: int) -> torch.Tensor:
+    from facesketch.sketch.rough import roughen_sketch
+
+    return sketch_to_tensor(roughen_sketch(tensor_to_image(sketch), 0.6, seed))
+
+
+@torch.inference_mode()
+def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
+    """All metrics over the first ``limit`` samples; writes metrics.json + contact.png."""
+    n = min(limit, len(dataset))
+    if n < 3:
+        raise SystemExit("error: evaluation needs at least 3 validation samples")
+    samples = [dataset[i] for i in range(n)]
+    photos = torch.stack([s["image"] for s in samples])
+    masks = torch.stack([s["mask"] for s in samples])
+    sketches = torch.stack([s["sketch"] for s in samples])
+    codes = renderer.codes(photos)
+    faces = torch.cat(
+        [
+            renderer.render(sketches[i : i + 8], {c: v[i : i + 8] for c, v in codes.items()})
+            for i in range(0, n, 8)
+        ]
+    )
+    ref = [(i + 1) % n for i in range(n)]
+    swapped_codes = {c: v[ref] for c, v in codes.items()}
+    swapped = torch.cat(
+        [
+            renderer.render(
+                sketches[i : i + 8], {c: v[i : i + 8] for c, v in swapped_codes.items()}
+            )
+            for i in range(0, n, 8)
+        ]
+    )
+    res: dict[str, list[float]] = {
+        k: []
+        for k in ("f1_face", "f1_photo", "psnr", "ssim", "f1_swap", "color_before", "color_after")
+    }
+    lay = renderer.layout
+    for i in range(n):
+        sk = tensor_to_image(sketches[i])
+        m8 = (masks[i, 0].numpy() * 255).astype(np.uint8)
+        face_sk, swap_sk = _sketch_of(faces[i], masks[i]), _sketch_of(swapped[i], masks[i])
+        res["f1_face"].append(edge_f1(face_sk, sk, m8))
+        res["f1_photo"].append(edge_f1(_sketch_of(photos[i], masks[i]), sk, m8))
+        res["f1_swap"].append(edge_f1(swap_sk, face_sk, m8))
+        res["psnr"].append(masked_psnr(faces[i : i + 1], photos[i : i + 1], masks[i : i + 1]))
+        res["ssim"].append(masked_ssim(faces[i : i + 1], photos[i : i + 1], masks[i : i + 1]))
+        j = ref[i]
+        before, after = [], []
+        for c in LOCAL_COMPONENTS:
+            target = mean_color(lay.crop(photos[j : j + 1], c), lay.crop(masks[j : j + 1], c))
+            m = lay.crop(masks[i : i + 1], c)
+            before.append(float((mean_color(lay.crop(faces[i : i + 1], c), m) - target).norm()))
+            after.append(float((mean_color(lay.crop(swapped[i : i + 1], c), m) - target).norm()))
+        res["color_before"].append(float(np.mean(before)))
+        res["color_after"].append(float(np.mean(after)))
+    metrics = {k: round(float(np.mean(v)), 4) for k, v in res.items()}
+    metrics["samples"] = n
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _contact_sheet(renderer, sketches, codes, faces, out_dir / "contact.png")
+    return metrics
+
+
+def _contact_sheet(renderer: Renderer, sketches, codes, faces, path: Path, rows: int = 4) -> None:
+    """rough sketch | calibrated | face | face with two other references, one row per sample."""
+    n = sketches.shape[0]
+    lines = []
+    for i in range(min(rows, n)):
+        rough = _rough(sketches[i], i) if renderer.scn is not None else sketches[i : i + 1]
+        cal = renderer.scn(rough) if renderer.scn is not None else rough
+        own = {c: v[i : i + 1] for c, v in codes.items()}
+        row = [rough, cal, renderer.render(cal, own)]
+        for k in (1, 2):
+            row.append(
+                renderer.render(
+                    cal, {c: v[(i + k) % n : (i + k) % n + 1] for c, v in codes.items()}
+                )
+            )
+        row = [r.expand(-1, 3, -1, -1) for r in row]
+        lines.append(torch.cat(row, dim=3))
+    write_image(path, tensor_to_image(torch.cat(lines, dim=2)))
+
+
+# -- timing ------------------------------------------------------------------------------
+def bench(name: str = "lite", threads: int = 2, repeats: int = 10) -> dict[str, float]:
+    """Median CPU ms per network (batch 1, channels_last, inference_mode) at ``name`` sizes."""
+    torch.set_num_threads(threads)
+    cfg = preset(name)
+    lay = FaceLayout.default(cfg.canvas)
+    cl = torch.channels_last
+
+    def ms(fn) -> float:
+        with torch.inference_mode():
+            fn(), fn()
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                fn()
+                times.append((time.perf_counter() - t) * 1000)
+        return round(sorted(times)[len(times) // 2], 1)
+
+    out: dict[str, float] = {}
+    for c in COMPONENTS:
+        m = ComponentModel(cfg.local, c).eval().to(memory_format=cl)
+        s = lay.window(c).size
+        sk = torch.rand(1, 1, s, s).to(memory_format=cl)
+        code = torch.randn(1, cfg.local.app_dim)
+        out[f"branch/{c} ({s}px)"] = ms(lambda m=m, sk=sk, code=code: m(sk, code))
+        ph = torch.rand(1, 3, s, s).to(memory_format=cl)
+        out[f"E_app/{c}"] = ms(lambda m=m, ph=ph: m.E_app(ph))
+    fusion = GlobalFusion(cfg.fusion).eval().to(memory_format=cl)
+    x = torch.randn(1, cfg.local.feat_ch, cfg.canvas, cfg.canvas).to(memory_format=cl)
+    out[f"fusion ({cfg.canvas}px)"] = ms(lambda: fusion(x))
+    up = Upsampler2x(cfg.up).eval().to(memory_format=cl)
+    y = torch.rand(1, 3, cfg.canvas, cfg.canvas).to(memory_format=cl)
+    out[f"up ({cfg.canvas}->{2 * cfg.canvas}px)"] = ms(lambda: up(y))
+    scn = StrokeCalibrator(cfg.scn).eval().to(memory_format=cl)
+    out[f"scn ({cfg.canvas}px)"] = ms(lambda: scn(torch.rand(1, 1, cfg.canvas, cfg.canvas)))
+    out["scn (nose crop)"] = ms(lambda: scn(torch.rand(1, 1, 80, 80)))
+    branches = [v for k, v in out.items() if k.startswith("branch/")]
+    tail = out[f"fusion ({cfg.canvas}px)"] + out[f"up ({cfg.canvas}->{2 * cfg.canvas}px)"]
+    out["full render (5 branches + fusion + up)"] = round(sum(branches) + tail, 1)
+    out["nose edit (branch + fusion + up)"] = round(
+        out[f"branch/nose ({lay.window('nose').size}px)"] + tail, 1
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    ap = argparse.ArgumentParser(prog="python -m train.eval", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", nargs="+", type=Path, help="folders with exported weights")
+    ap.add_argument("--data", type=Path, default=None, help="prepared data root")
+    ap.add_argument("--synthetic", action="store_true", help="synthetic faces instead of data")
+    ap.add_argument("--limit", type=int, default=64, help="validation samples to use")
+    ap.add_argument("--out", type=Path, default=Path("runs/eval"))
+    ap.add_argument("--bench", nargs="?", const="lite", default=None, help="time a preset")
+    args = ap.parse_args(argv)
+    if args.bench:
+        for k, v in bench(args.bench).items():
+            print(f"{k:45s} {v:8.1f} ms")
+        return 0
+    if not args.weights:
+        ap.error("--weights is required (or use --bench)")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    renderer, canvas = load_networks(args.weights)
+    if args.synthetic:
+        from train.synthetic import SyntheticFaces
+
+        ds = SyntheticFaces(max(args.limit, 3), canvas, seed=2)
+    else:
+        from train.data import FaceDataset
+
+        from train.loop import default_data_root
+
+        ds = FaceDataset(args.data or default_data_root(), "val", size=canvas, augment=False)
+    metrics = evaluate(renderer, ds, args.limit, args.out)
+    print(json.dumps(metrics, indent=2))
+    print(f"wrote {args.out / 'metrics.json'} and {args.out / 'contact.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""Train the global fusion network (local networks frozen) and the 2x up-sampling head.
+
+``--stage fusion``: every component's frozen E_sketch / E_app / G_syn turn a training
+face (its sketch, its own appearance) into feature maps, pasted with
+``FaceLayout.paste_all``; :class:`GlobalFusion` renders them.  Losses (pix2pixHD):
+conditional multi-scale LSGAN + feature matching + perceptual + masked L1.  Trained
+on random crops of the 256 canvas (fully convolutional), validated on whole faces.
+
+``--stage up``: :class:`Upsampler2x` learns 256 -> 512 on the 512 aligned faces
+(input: the area-downsampled real photo), masked L1 + perceptual, on crops.
+
+    python -m train.fusion                    # init from runs/local3-all
+    python -m train.fusion --stage up
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from facesketch.layout import BACKGROUND, COMPONENTS, FaceLayout
+from facesketch.models import losses
+from facesketch.models.fusion import GlobalFusion, Upsampler2x, build_fusion_discriminator
+from facesketch.models.local import ComponentModel, component_input
+from train import loop
+from train.local import SKETCH_BLANK, build_perceptual, perceptual
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """Masked PSNR in dB for images in [-1, 1]."""
+    mse = ((pred.clamp(-1, 1) - target) ** 2 * mask).sum() / (mask.sum() * pred.shape[1]).clamp_min(
+        1
+    )
+    return float(10 * torch.log10(4.0 / mse.clamp_min(1e-10)))
+
+
+def random_crop_batch(crop: int, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    """One random ``crop`` window (same for all; each tensor (N, C, H, W) at the same H, W)."""
+    h, w = tensors[0].shape[-2:]
+    if not crop or crop >= min(h, w):
+        return list(tensors)
+    y = int(torch.randint(0, h - crop + 1, ()))
+    x = int(torch.randint(0, w - crop + 1, ()))
+    return [t[..., y : y + crop, x : x + crop] for t in tensors]
+
+
+def pasted_features(
+    models: dict[str, ComponentModel], layout: FaceLayout, sketch: torch.Tensor, photo: torch.Tensor
+) -> torch.Tensor:
+    """The fusion input: each component's map (geometry from ``sketch``, appearance from
+    ``photo``) pasted onto the background map, as the engine does."""
+    maps = {}
+    for c in COMPONENTS:
+        m = models[c]
+        geom = m.E_sketch(component_input(sketch, layout, c, SKETCH_BLANK))
+        code = m.E_app(photo if c == BACKGROUND else layout.crop(photo, c))
+        maps[c] = m.G_syn(geom, code)
+    base = maps.pop(BACKGROUND)
+    return layout.paste_all(base, maps)
+
+
+class FusionTask(loop.Task):
+    """GlobalFusion + conditional multi-scale D on frozen local networks."""
+
+    name = "fusion"
+
+    def __init__(self, cfg: dict, ctx: loop.RunContext) -> None:
+        super().__init__(cfg, ctx)
+        mc = ctx.model_cfg
+        self.layout = FaceLayout.default(mc.canvas)
+        self.models = {
+            c: ComponentModel(mc.local, c).to(ctx.device).requires_grad_(False) for c in COMPONENTS
+        }
+        self.fusion = GlobalFusion(mc.fusion).to(ctx.device)
+        self.D = build_fusion_discriminator(mc.fusion).to(ctx.device)
+        self.nets = {f"local.{c}": m for c, m in self.models.items()}
+        self.needs_init = set(self.nets)
+        self.nets.update(fusion=self.fusion, D=self.D)
+        self.optims = {"fusion": ctx.adam(self.fusion), "D": ctx.adam(self.D)}
+        t = self.tcfg
+        layers = t.get("perceptual_layers", ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
+        self.perc = build_perceptual(t.get("perceptual", "hed"), layers, ctx.device)
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        size = self.ctx.model_cfg.canvas
+        return self.ctx.dataset("train", size), self.ctx.dataset("val", size)
+
+    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.no_grad(), self.ctx.autocast():
+            return pasted_features(
+                self.models, self.layout, batch["sketch"], batch["image"]
+            ).float()
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        t = self.tcfg
+        feat, img, mask = random_crop_batch(
+            int(t.get("crop", 128)), self.features(batch), batch["image"], batch["mask"]
+        )
+        with self.ctx.autocast():
+            out = self.fusion(feat)
+            self.D.requires_grad_(False)
+            fake_out = self.D(torch.cat([feat, out * mask], 1))
+            with torch.no_grad():
+                real_out = self.D(torch.cat([feat, img * mask], 1))
+            adv = losses.lsgan_g(fake_out)
+            fm = losses.feature_matching(real_out, fake_out)
+            l1 = losses.masked_l1(out, img, mask)
+            perc = perceptual(self.perc, out, img, mask, int(t.get("perceptual_max_side", 128)))
+            g_loss = (
+                adv
+                + t.get("w_fm", 10.0) * fm
+                + t.get("w_perc", 10.0) * perc
+                + t.get("w_l1", 10.0) * l1
+            )
+        self.step(g_loss, "fusion")
+        self.D.requires_grad_(True)
+        with self.ctx.autocast():
+            d_loss = losses.lsgan_d(
+                self.D(torch.cat([feat, img * mask], 1)),
+                self.D(torch.cat([feat, out.detach() * mask], 1)),
+            )
+        self.step(d_loss, "D")
+        return {
+            "g_adv": adv.item(),
+            "fm": fm.item(),
+            "perc": perc.item(),
+            "l1": l1.item(),
+            "d": d_loss.item(),
+        }
+
+    def validate(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, float], list[torch.Tensor]]:
+        feat = self.features(batch)
+        out = self.fusion(feat)
+        img, mask = batch["image"], batch["mask"]
+        metrics = {
+            "val_l1": losses.masked_l1(out, img, mask).item(),
+            "val_psnr": psnr(out, img, mask),
+        }
+        return metrics, [batch["sketch"], out, img]
+
+    def exports(self) -> list[loop.Export]:
+        return [loop.Export("fusion", self.fusion, "fusion", self.fusion.manifest_config())]
+
+
+class UpTask(loop.Task):
+    """Upsampler2x on (area-downsampled photo -> photo) pairs of 512 faces."""
+
+    name = "up"
+
+    def __init__(self, cfg: dict, ctx: loop.RunContext) -> None:
+        super().__init__(cfg, ctx)
+        self.up = Upsampler2x(ctx.model_cfg.up).to(ctx.device)
+        self.nets = {"up": self.up}
+        self.optims = {"up": ctx.adam(self.up)}
+        t = self.tcfg
+        self.perc = build_perceptual(t.get("perceptual", "hed"), ["relu1_2", "relu2_2"], ctx.device)
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        size = 2 * self.ctx.model_cfg.canvas
+        return self.ctx.dataset("train", size), self.ctx.dataset("val", size)
+
+    @staticmethod
+    def low(img: torch.Tensor) -> torch.Tensor:
+        """The 2x area-downsampled photo: what the head sees at inference (a 256 render)."""
+        return F.avg_pool2d(img, 2)
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        t = self.tcfg
+        crop = int(t.get("crop", 192))
+        img, mask = random_crop_batch(crop - crop % 2, batch["image"], batch["mask"])
+        with self.ctx.autocast():
+            out = self.up(self.low(img))
+            l1 = losses.masked_l1(out, img, mask)
+            perc = perceptual(self.perc, out, img, mask, 0)
+            loss = t.get("w_l1", 10.0) * l1 + t.get("w_perc", 1.0) * perc
+        self.step(loss, "up")
+        return {"l1": l1.item(), "perc": perc.item()}
+
+    def validate(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, float], list[torch.Tensor]]:
+        img, mask = batch["image"], batch["mask"]
+        low = self.low(img)
+        out = self.up(low)
+        bilinear = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
+        metrics = {"val_psnr": psnr(out, img, mask), "val_psnr_bilinear": psnr(bilinear, img, mask)}
+        return metrics, [bilinear, out, img]
+
+    def exports(self) -> list[loop.Export]:
+        return [loop.Export("up", self.up, "up", self.up.manifest_config())]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    ap = loop.build_parser("fusion", __doc__.split("\n\n")[0])
+    ap.add_argument("--stage", default="fusion", choices=("fusion", "up"))
+    args = ap.parse_args(argv)
+    if args.stage == "up":
+        if args.config == loop.CONFIG_DIR / "fusion.json":
+            args.config = loop.CONFIG_DIR / "up.json"
+        loop.run(UpTask, args, loop.config_from_args(args), "up")
+        return 0
+    if args.init is None:
+        args.init = [Path("runs") / "local3-all"]
+    loop.run(FusionTask, args, loop.config_from_args(args), "fusion")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,536 @@
+"""The one training loop shared by every stage (SCN, local 1/2/3, fusion, up, CartoonGAN).
+
+A stage is a small :class:`Task`; this module owns everything else: config JSON +
+``--set key=value`` overrides, seeding, data loading (real or synthetic), devices
+(CPU threads = cores; one GPU with bf16/fp16 autocast; torchrun), checkpoint +
+resume, validation grids, ``log.csv``, tqdm, and export through
+``facesketch.engine.weights.save_weights``.
+
+Writing a Task (see train/scn.py for a complete one)::
+
+    class MyTask(Task):
+        name = "mystage"
+        def __init__(self, cfg: dict, ctx: RunContext):
+            super().__init__(cfg, ctx)
+            self.nets = {"G": G.to(ctx.device), "D": D.to(ctx.device)}  # all checkpointed
+            self.optims = {"G": ctx.adam(G), "D": ctx.adam(D)}
+        def datasets(self):            # -> (train Dataset, val Dataset) of dict samples
+            return self.ctx.dataset("train", 256), self.ctx.dataset("val", 256)
+        def train_step(self, batch, step):    # batch already on ctx.device
+            with self.ctx.autocast():
+                loss = ...
+            self.step(loss, "G")                # backward (+ scaler, + all-reduce) + step
+            return {"loss": loss.item()}
+        def validate(self, batch):             # -> metrics, [image tensors (N,C,H,W)]
+            ...
+        def exports(self):                      # -> [Export(stem, module, network, config)]
+            ...
+
+``cfg`` is the whole run config dict: ``preset``/``model`` (network sizes),
+``train`` (loop settings), ``data`` and ``task`` (stage settings).  Modules in
+``nets`` that have no optimizer are frozen helpers (loaded with ``--init``).
+
+Multi-GPU (``torchrun --nproc_per_node=K -m train.<stage>``) shards each epoch
+across ranks and averages gradients with ``torch.distributed.all_reduce`` inside
+:meth:`RunContext.step` (the StyleGAN2-ADA scheme) instead of wrapping modules in
+DistributedDataParallel: GAN steps run the discriminator forward in both the G and
+the D step, which DDP's reducer handles badly.  Rank 0 logs and checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from facesketch.models.config import ModelConfig, merge_dict, preset
+from train.checkpoint import CsvLog, export, load_init, save_checkpoint, save_grid, set_rng_state
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "batch": 4,
+    "lr": 2e-4,
+    "betas": [0.5, 0.999],
+    "seed": 0,
+    "workers": 1,
+    "max_steps": 200_000,
+    "max_minutes": 0,  # 0 = no time box
+    "log_every": 20,
+    "val_every": 500,
+    "ckpt_every": 200,
+    "val_images": 4,
+    "amp": "auto",  # auto: bf16 (or fp16 + GradScaler) on CUDA, off on CPU
+}
+
+
+def default_data_root() -> Path:
+    """--data default: $FACESKETCH_DATA, /work/cache/prepared, ~/.cache/facesketch/prepared."""
+    env = os.environ.get("FACESKETCH_DATA")
+    if env:
+        return Path(env)
+    work = Path("/work/cache/prepared")
+    return work if work.exists() else Path.home() / ".cache" / "facesketch" / "prepared"
+
+
+@dataclass
+class Export:
+    """A trained network to write as ``<stem>.safetensors`` + manifest."""
+
+    stem: str
+    module: nn.Module
+    network: str  # manifest network name: scn, local/<component>, fusion, up, cartoon
+    config: dict
+
+
+class RunContext:
+    """Devices, precision and distributed state, handed to a Task."""
+
+    def __init__(self, cfg: dict, device: str | None = None) -> None:
+        self.cfg = cfg
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            torch.distributed.init_process_group(backend)
+        if device is None:
+            device = f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+        else:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
+        amp = cfg["train"]["amp"]
+        self.amp_dtype: torch.dtype | None = None
+        if amp not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError(f"train.amp must be auto, off, bf16 or fp16, not {amp!r}")
+        if self.device.type == "cuda" and amp != "off":
+            bf16 = amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported())
+            self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self.model_cfg = model_config(cfg)
+        self.is_main = self.rank == 0
+
+    # -- precision and optimisation ------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed-precision context on CUDA (no-op on CPU)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def adam(self, *modules: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
+        """Adam over the modules' parameters with the run's lr and betas."""
+        t = self.cfg["train"]
+        params = [p for m in modules for p in m.parameters()]
+        return torch.optim.Adam(params, lr=lr or t["lr"], betas=tuple(t["betas"]))
+
+    def step(self, loss: torch.Tensor, name: str, opt: torch.optim.Optimizer) -> None:
+        """Backward ``loss`` and step ``opt`` (called ``name``; AMP- and rank-aware)."""
+        scaler = self.scalers.get(name)
+        if scaler is None and self.amp_dtype == torch.float16:
+            scaler = self.scalers[name] = torch.amp.GradScaler("cuda")
+        opt.zero_grad(set_to_none=True)
+        (scaler.scale(loss) if scaler else loss).backward()
+        if self.world > 1:
+            for group in opt.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        torch.distributed.all_reduce(p.grad)
+                        p.grad.div_(self.world)
+        if scaler:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+
+    # -- data ---------------------------------------------------------------------------
+    def dataset(self, split: str, size: int = 256) -> Dataset:
+        """The face dataset of ``split`` at ``size`` (synthetic with ``data.synthetic``)."""
+        d = self.cfg["data"]
+        if d.get("synthetic"):
+            from train.synthetic import SyntheticFaces
+
+            n = int(d.get("synthetic_count", 16))
+            count = n if split == "train" else max(2, n // 4)
+            return SyntheticFaces(count, size, seed=1 if split == "train" else 2)
+        from train.data import FaceDataset
+
+        root = Path(d.get("root") or default_data_root())
+        if not root.exists():
+            raise FileNotFoundError(
+                f"training data folder {root} does not exist: run `python -m train.prepare` "
+                "first, pass --data ROOT (or set FACESKETCH_DATA), or --synthetic for a smoke run"
+            )
+        return FaceDataset(root, split, size=size, augment=split == "train")
+
+
+class Task:
+    """Base class of a training stage (see the module docstring for the contract)."""
+
+    name = "task"
+
+    def __init__(self, cfg: dict, ctx: RunContext) -> None:
+        #: nets that must come from an earlier stage (``--init``) when not resuming
+        self.needs_init: set[str] = set()
+        self.cfg, self.ctx = cfg, ctx
+        self.tcfg: dict = cfg.get("task", {})
+        self.nets: dict[str, nn.Module] = {}
+        self.optims: dict[str, torch.optim.Optimizer] = {}
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def validate(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, float], list[torch.Tensor]]:
+        raise NotImplementedError
+
+    def exports(self) -> list[Export]:
+        raise NotImplementedError
+
+    def step(self, loss: torch.Tensor, name: str) -> None:
+        """Backward ``loss`` and step optimizer ``self.optims[name]``."""
+        self.ctx.step(loss, name, self.optims[name])
+
+    def train_mode(self, on: bool) -> None:
+        """Trainable nets to train/eval mode; frozen helpers always in eval mode."""
+        for name, net in self.nets.items():
+            net.train(on and name in self.trainable())
+
+    def trainable(self) -> set[str]:
+        """Names of nets some optimizer updates (the rest are frozen)."""
+        owned = {id(p) for o in self.optims.values() for g in o.param_groups for p in g["params"]}
+        return {n for n, m in self.nets.items() if any(id(p) in owned for p in m.parameters())}
+
+
+# -- config ----------------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """A --set value: JSON when it parses (numbers, true, lists), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(cfg: dict, pairs: list[str]) -> dict:
+    """Apply ``key.sub=value`` overrides (new dict); ValueError for a malformed pair."""
+    out = json.loads(json.dumps(cfg))
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {key}: {p} is not a section")
+        node[parts[-1]] = parse_value(value)
+    return out
+
+
+def model_config(cfg: dict) -> ModelConfig:
+    """The network config of a run: ``preset`` with the ``model`` section merged in."""
+    base = preset(cfg.get("preset", "lite")).to_dict()
+    return ModelConfig.from_dict(merge_dict(base, cfg.get("model", {})))
+
+
+def load_config(path: Path | None, overrides: list[str]) -> dict:
+    """Read a config JSON, fill loop defaults, apply overrides."""
+    cfg: dict = json.loads(Path(path).read_text()) if path else {}
+    cfg = apply_overrides(cfg, overrides)
+    cfg["train"] = merge_dict(TRAIN_DEFAULTS, cfg.get("train", {}))
+    cfg.setdefault("data", {})
+    cfg.setdefault("task", {})
+    model_config(cfg)  # fail early on a bad model section
+    return cfg
+
+
+def build_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """Arguments every stage script shares (stage scripts add their own)."""
+    ap = argparse.ArgumentParser(prog=f"python -m train.{name}", description=description)
+    ap.add_argument("--config", type=Path, default=CONFIG_DIR / f"{name}.json", help="config JSON")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. train.batch=8",
+    )
+    ap.add_argument("--run-dir", type=Path, default=None, help="default runs/<stage>")
+    ap.add_argument(
+        "--data", type=Path, default=None, help="prepared data root (default $FACESKETCH_DATA)"
+    )
+    ap.add_argument("--synthetic", action="store_true", help="tiny synthetic data (smoke runs)")
+    ap.add_argument("--max-steps", type=int, default=None, help="stop at this global step")
+    ap.add_argument("--max-minutes", type=float, default=None, help="time box for this invocation")
+    ap.add_argument(
+        "--init", nargs="*", type=Path, default=None, help="run dirs / ckpt.pt to load nets from"
+    )
+    ap.add_argument(
+        "--export", type=Path, default=None, help="export folder (default <run-dir>/export)"
+    )
+    ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    ap.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    return ap
+
+
+def config_from_args(args: argparse.Namespace, extra: dict | None = None) -> dict:
+    """The run config from parsed args: config file, --set, then explicit flags."""
+    cfg = load_config(args.config if args.config and Path(args.config).exists() else None, args.set)
+    if extra:
+        cfg = merge_dict(cfg, extra)
+    if args.data:
+        cfg["data"]["root"] = str(args.data)
+    if args.synthetic:
+        cfg["data"]["synthetic"] = True
+    if args.max_steps is not None:
+        cfg["train"]["max_steps"] = args.max_steps
+    if args.max_minutes is not None:
+        cfg["train"]["max_minutes"] = args.max_minutes
+    return cfg
+
+
+# -- data order ------------------------------------------------------------------------
+class EpochSampler(Sampler[int]):
+    """Seeded permutation per epoch, sharded by rank, resumable at any position."""
+
+    def __init__(self, n: int, seed: int, epoch: int, start: int, rank: int, world: int) -> None:
+        self.n, self.seed, self.epoch, self.start, self.rank, self.world = (
+            n,
+            seed,
+            epoch,
+            start,
+            rank,
+            world,
+        )
+
+    def indices(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        return perm[self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices()[self.start :])
+
+    def __len__(self) -> int:
+        return max(0, len(self.indices()) - self.start)
+
+
+def _worker_init(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move tensors in a (nested) batch to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# -- the loop ------------------------------------------------------------------------
+class _Stop:
+    """SIGTERM sets ``requested``; the loop checkpoints and leaves after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+
+def _loader(ds: Dataset, cfg: dict, ctx: RunContext, epoch: int, start: int) -> DataLoader:
+    t = cfg["train"]
+    sampler = EpochSampler(len(ds), int(t["seed"]), epoch, start, ctx.rank, ctx.world)
+    return DataLoader(
+        ds,
+        batch_size=int(t["batch"]),
+        sampler=sampler,
+        num_workers=int(t["workers"]),
+        drop_last=True,
+        pin_memory=ctx.device.type == "cuda",
+        worker_init_fn=_worker_init,
+        persistent_workers=False,
+    )
+
+
+def _val_batch(ds: Dataset, n: int) -> dict:
+    from torch.utils.data import default_collate
+
+    return default_collate([ds[i] for i in range(min(n, len(ds)))])
+
+
+def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: str) -> Path:
+    """Train ``task_cls`` until max_steps / max_minutes / SIGTERM; checkpoint, export.
+
+    Resumes automatically from ``<run-dir>/ckpt.pt`` unless ``--restart``.
+    Returns the run directory.
+    """
+    t = cfg["train"]
+    run_dir = Path(args.run_dir or Path("runs") / default_run)
+    ckpt = run_dir / "ckpt.pt"
+    resume = ckpt.is_file() and not args.restart
+    if resume:  # the stored config wins for everything but the stopping rules
+        stored = torch.load(ckpt, map_location="cpu", weights_only=False)
+        old_cfg = stored["config"]
+        if model_config(old_cfg) != model_config(cfg) or old_cfg.get("task") != cfg.get("task"):
+            raise ValueError(
+                f"{ckpt}: the checkpoint was made with another model or task config; "
+                "use --restart to start over or another --run-dir"
+            )
+        old_cfg["train"].update({k: t[k] for k in ("max_steps", "max_minutes")})
+        old_cfg["data"] = cfg["data"]
+        cfg, t = old_cfg, old_cfg["train"]
+    ctx = RunContext(cfg, args.device)
+    seed_everything(int(t["seed"]))  # the same initial weights on every rank
+    task = task_cls(cfg, ctx)
+    seed_everything(int(t["seed"]) + ctx.rank)  # different crops / noise per rank
+    train_ds, val_ds = task.datasets()
+    if len(train_ds) < int(t["batch"]) * ctx.world:
+        raise ValueError(f"training set has {len(train_ds)} samples, fewer than one batch")
+    state = {"step": 0, "epoch": 0, "in_epoch": 0, "elapsed_s": 0.0}
+    if resume:
+        for k, v in stored["nets"].items():
+            task.nets[k].load_state_dict(v)
+        for k, v in stored["optims"].items():
+            task.optims[k].load_state_dict(v)
+        for k, v in stored.get("scalers", {}).items():
+            ctx.scalers[k] = torch.amp.GradScaler("cuda")
+            ctx.scalers[k].load_state_dict(v)
+        state.update(stored["loop"])
+        set_rng_state(stored["rng"])
+        del stored
+        msg = f"resumed {ckpt} at step {state['step']}"
+    else:
+        msg = "started fresh"
+        loaded = load_init(task, args.init) if args.init else []
+        missing = task.needs_init - {s.split(" <- ")[0] for s in loaded}
+        if missing:
+            raise ValueError(
+                f"train.{task.name} needs trained {sorted(missing)} from an earlier stage: "
+                f"pass --init RUN_DIR (looked in: {[str(p) for p in args.init or []]})"
+            )
+        if loaded:
+            msg += "; init " + "; ".join(loaded)
+    log = CsvLog(run_dir / "log.csv") if ctx.is_main else None
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+        print(f"[{task.name}] {msg}; run dir {run_dir}; device {ctx.device}", flush=True)
+    val = to_device(_val_batch(val_ds, int(t["val_images"])), ctx.device)
+    stop = _Stop()
+    old_handler = signal.signal(signal.SIGTERM, stop) if ctx.is_main else None
+    t0, start_elapsed, start_step = time.monotonic(), state["elapsed_s"], state["step"]
+    deadline = t0 + 60 * float(t["max_minutes"]) if float(t["max_minutes"]) > 0 else None
+    max_steps, metrics, step_time = int(t["max_steps"]), {}, 0.0
+    bar = _progress(ctx, args, state["step"], max_steps)
+    task.train_mode(True)
+
+    def checkpoint() -> None:
+        state["elapsed_s"] = start_elapsed + time.monotonic() - t0
+        if ctx.is_main:
+            save_checkpoint(ckpt, task, cfg, dict(state))
+
+    try:
+        while state["step"] < max_steps and not stop.requested:
+            loader = _loader(
+                train_ds, cfg, ctx, state["epoch"], state["in_epoch"] * int(t["batch"])
+            )
+            for batch in loader:
+                t_step = time.monotonic()
+                losses = task.train_step(to_device(batch, ctx.device), state["step"])
+                step_time += time.monotonic() - t_step
+                state["step"] += 1
+                state["in_epoch"] += 1
+                step = state["step"]
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in list(losses.items())[:4]})
+                if log and (step % int(t["log_every"]) == 0 or step == start_step + 1):
+                    rate = (step - start_step) / max(step_time, 1e-9)
+                    row = {"step": step, "kind": "train", "epoch": state["epoch"], "steps_s": rate}
+                    log.write({**row, **losses})
+                if step % int(t["val_every"]) == 0:
+                    metrics = _validate(task, val, run_dir, step, log)
+                if step % int(t["ckpt_every"]) == 0:
+                    checkpoint()
+                out_of_time = deadline is not None and time.monotonic() > deadline
+                if step >= max_steps or stop.requested or out_of_time:
+                    stop.requested = stop.requested or out_of_time
+                    break
+            else:
+                state["epoch"] += 1
+                state["in_epoch"] = 0
+    except KeyboardInterrupt:
+        print(f"\n[{task.name}] interrupted: saving a checkpoint", flush=True)
+        stop.requested = True
+    finally:
+        if bar is not None:
+            bar.close()
+        checkpoint()
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+    if ctx.is_main:
+        done = state["step"] - start_step
+        if done:
+            print(f"[{task.name}] {done} steps, {done / step_time:.3f} steps/s (training only)")
+        metrics = _validate(task, val, run_dir, state["step"], log)
+        d = cfg["data"]
+        data = "synthetic" if d.get("synthetic") else str(d.get("root") or default_data_root())
+        out = export(task, Path(args.export or run_dir / "export"), cfg, state, metrics, data)
+        names = ", ".join(str(p) for p in out)
+        print(f"[{task.name}] step {state['step']}; exported {names}", flush=True)
+    return run_dir
+
+
+def _progress(ctx: RunContext, args: argparse.Namespace, step: int, total: int) -> Any:
+    if not ctx.is_main or args.no_progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=step, dynamic_ncols=True, smoothing=0.05)
+
+
+@torch.no_grad()
+def _validate(task: Task, batch: dict, run_dir: Path, step: int, log: CsvLog | None) -> dict:
+    """Validation metrics + image grid ``val/<step>.png`` (rows: samples, columns: images)."""
+    task.train_mode(False)
+    try:
+        metrics, images = task.validate(batch)
+    finally:
+        task.train_mode(True)
+    if log:
+        log.write({"step": step, "kind": "val", **metrics})
+        save_grid(images, run_dir / "val" / f"{step:07d}.png")
+    return {k: round(float(v), 5) for k, v in metrics.items()}

@@ -112,3 +112,11 @@ def test_document_render_composites_background() -> None:
     # Without strokes the layer comes back resized, untouched.
     stack.push(sk.ClearStrokes())
     assert doc.render_sketch(64).tobytes() == bg.tobytes()
+
+
+def test_strokes_off_the_canvas() -> None:
+    far = sk.Stroke([[-1e9, 50], [1e9, 50]], 3.0)
+    img = sk.rasterize_strokes([far], 100, 100)
+    assert img[50, 50] < 60 and img[10, 50] == 255
+    gone = sk.Stroke([[500, 500], [600, 650]], 3.0)
+    assert sk.rasterize_strokes([gone], 100, 100).min() == 255

@@ -80,6 +80,8 @@ def _draw_run(grid: np.ndarray, strokes: Sequence[Stroke], scale: float, diamete
     for s in strokes:
         # A source point is a continuous position; OpenCV puts pixel centres on integers.
         pts = smooth_polyline(s.points) * scale - 0.5
+        # Far-away points (strokes dragged off the canvas) must not overflow int32.
+        pts = np.clip(pts, -8.0 * MAX_SUPERSAMPLED_SIDE, 8.0 * MAX_SUPERSAMPLED_SIDE)
         if len(pts) == 1:
             pts = np.vstack([pts, pts])
         lines.append(np.round(pts * one).astype(np.int32).reshape(-1, 1, 2))

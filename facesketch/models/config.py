@@ -164,7 +164,7 @@ def preset(name: str) -> ModelConfig:
         )
     if name == "tiny":
         return ModelConfig(
-            canvas=64,
+            canvas=128,
             scn=SCNConfig(base=4, n_down=2, n_res=1, max_ch=8, d_base=4, d_layers=2),
             local=LocalConfig(
                 enc_base=4,

@@ -17,8 +17,10 @@ from pathlib import Path
 def render_card(manifest: dict, title: str, notes: str, command: str = "") -> str:
     """Markdown text of a model card for ``manifest``."""
     metrics = manifest.get("metrics") or {}
-    rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-                     for k, v in sorted(metrics.items()))
+    rows = "\n".join(
+        f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+        for k, v in sorted(metrics.items())
+    )
     wall = float(manifest.get("wall_time_s") or 0.0)
     lines = [
         f"# {title}",

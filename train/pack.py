@@ -108,7 +108,9 @@ def pack_compact(root: str | os.PathLike[str], max_mib: float = 60.0, progress: 
     budget = int(max_mib * 2**20) - 64 * 1024 * 3 - 2**16  # offsets, ids, npz headers
     for quality in COMPACT_QUALITIES:
         images = [_encode(im, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]) for im in raw]
-        sizes = np.cumsum([len(a) + len(b) + len(c) + 80 for a, b, c in zip(images, masks, sketches)])
+        sizes = np.cumsum(
+            [len(a) + len(b) + len(c) + 80 for a, b, c in zip(images, masks, sketches)]
+        )
         if sizes[-1] <= budget or quality == COMPACT_QUALITIES[-1]:
             break
     keep = int(np.searchsorted(sizes, budget, side="right"))

@@ -295,9 +295,7 @@ def _faces_pass(
 def _sketch_pass(out: Path, index: dict[str, Any], sketcher: Sketcher, progress: bool) -> int:
     """Sketch every aligned item that has no sketch yet (``--only sketches``)."""
     queue = _SketchQueue(out, sketcher)
-    missing = [
-        i for i in index["items_by_id"] if not item_paths(out, i)["sketch256"].exists()
-    ]
+    missing = [i for i in index["items_by_id"] if not item_paths(out, i)["sketch256"].exists()]
     for item_id in tqdm(missing, desc="sketches", unit="img", disable=not progress):
         queue.add(item_id, *_read_aligned(out, item_id))
     queue.flush()
@@ -325,7 +323,7 @@ def _anime_pass(data, out, items, index, workers, smoother, progress, stats) -> 
 
 def contact_sheet(out: Path, ids: Iterable[str], tile: int = 128, per_row: int = 4) -> Path | None:
     """A PNG of (aligned photo | mask | sketch) triplets, to eyeball the prepared data."""
-    from facesketch.imaging import read_image, write_image
+    from facesketch.imaging import write_image
 
     tiles = []
     for item_id in ids:

@@ -57,7 +57,9 @@ def landmark_model_path() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / LANDMARK_MODEL
     if not path.is_file():
-        raise RuntimeError(f"{path}: dlib landmark model missing; reinstall face_recognition_models")
+        raise RuntimeError(
+            f"{path}: dlib landmark model missing; reinstall face_recognition_models"
+        )
     return path
 
 
@@ -72,7 +74,10 @@ def _models() -> tuple[Any, Any]:
                 "face detection needs dlib (pip install dlib-bin); training machines "
                 "without it must use prepared data"
             ) from exc
-        _MODELS = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(landmark_model_path())))
+        _MODELS = (
+            dlib.get_frontal_face_detector(),
+            dlib.shape_predictor(str(landmark_model_path())),
+        )
     return _MODELS
 
 

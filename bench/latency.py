@@ -31,11 +31,11 @@ import torch
 from facesketch.engine.appearance import AlignedReference, file_digest
 from facesketch.engine.devices import select_device
 from facesketch.engine.models import NetworkBundle, load_bundle, random_bundle
-from facesketch.engine.pipeline import SKETCH_BLANK, FacePipeline
+from facesketch.engine.pipeline import FacePipeline
 from facesketch.imaging import read_image, sketch_to_tensor
 from facesketch.layout import COMPONENTS, LOCAL_COMPONENTS
 from facesketch.models import preset
-from facesketch.models.local import component_input
+from facesketch.models.local import SKETCH_BLANK, component_input
 from facesketch.sketch import AppearanceSlot, Document, Stroke
 
 CANVAS = 256  # size of the synthetic references

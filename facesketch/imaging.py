@@ -62,7 +62,9 @@ def downscale_to(img: np.ndarray, max_side: int = MAX_INPUT_SIDE) -> np.ndarray:
     if s <= max_side:
         return img
     f = max_side / s
-    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA
+    )
 
 
 def read_image(path: str | os.PathLike[str], max_side: int = MAX_INPUT_SIDE) -> np.ndarray:

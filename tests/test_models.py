@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
@@ -60,6 +62,18 @@ def test_scn_shapes_and_range() -> None:
         g(torch.zeros(1, 3, 64, 64))
     feats = build_scn_discriminator(LITE.scn)(x)
     assert len(feats) == LITE.scn.d_layers + 2 and feats[-1].shape[1] == 1
+    # residual: untrained it leaves the strokes as drawn; one training step changes that
+    assert torch.equal(y, x)
+    g.train()
+    target = torch.ones_like(x)
+    opt = torch.optim.SGD(g.parameters(), lr=0.1)
+    (g(x) - target).abs().mean().backward()
+    opt.step()
+    with torch.no_grad():
+        assert not torch.equal(g.eval()(x), x)
+    tanh_head = StrokeCalibrator(replace(LITE.scn, residual=False)).eval()
+    with torch.no_grad():
+        assert _in_range(tanh_head(x)) and not torch.equal(tanh_head(x), x)
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
@@ -117,12 +131,24 @@ def test_component_input_blanks_local_windows_for_background() -> None:
 
 def test_fusion_and_upsampler() -> None:
     f = GlobalFusion(LITE.fusion).eval()
+    sk = torch.ones(1, 1, 64, 96)
     with torch.no_grad():
-        y = f(torch.randn(1, LITE.local.feat_ch, 64, 96))
+        y = f(torch.randn(1, LITE.local.feat_ch, 64, 96), sk)
     assert y.shape == (1, 3, 64, 96) and _in_range(y)
     with pytest.raises(ValueError, match="expects"):
-        f(torch.randn(1, 3, 64, 64))
-    d_out = build_fusion_discriminator(LITE.fusion)(torch.randn(1, LITE.fusion.in_ch + 3, 64, 64))
+        f(torch.randn(1, 3, 64, 64), sk)
+    with pytest.raises(ValueError, match="needs the sketch"):
+        f(torch.randn(1, LITE.local.feat_ch, 64, 96))
+    # the sketch skip reaches the output: a line changes the face near it
+    with torch.no_grad():
+        feat = torch.randn(1, LITE.local.feat_ch, 64, 96)
+        lined = sk.clone()
+        lined[..., 30:32, :] = -1
+        assert not torch.allclose(f(feat, sk), f(feat, lined))
+    no_skip = GlobalFusion(replace(LITE.fusion, sketch_ch=0)).eval()
+    assert no_skip(torch.randn(1, LITE.local.feat_ch, 32, 32)).shape == (1, 3, 32, 32)
+    d_in = LITE.fusion.in_ch + 3 + LITE.fusion.sketch_ch
+    d_out = build_fusion_discriminator(LITE.fusion)(torch.randn(1, d_in, 64, 64))
     assert len(d_out) == LITE.fusion.d_scales
     up = Upsampler2x(LITE.up).eval()
     x = torch.rand(1, 3, 32, 48) * 2 - 1

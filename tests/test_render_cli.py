@@ -119,3 +119,24 @@ def test_cuhk_sketch_is_aligned_with_its_photo():
     # the artist's drawing now lies on its aligned photo, unlike a plain resize
     assert corr(aligned) > 0.7
     assert corr(aligned) > corr(prepare_sketch(sketch, 256)) + 0.3
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("auto", 1), ("off", 0)])
+def test_shaded_drawings_become_lines_first(tiny_networks, tmp_path, monkeypatch, mode, expected):
+    from facesketch.engine import sketchify
+
+    calls = []
+
+    def fake_lines(gray, mask=None):
+        calls.append(gray.shape)
+        return np.full_like(gray, 255)
+
+    monkeypatch.setattr(sketchify, "drawing_to_lines", fake_lines)
+    shaded = np.full((200, 200), 120, np.uint8)  # a tone everywhere: a pencil drawing
+    cv2.imwrite(str(tmp_path / "drawing.png"), shaded)
+    line = sketch_image(tmp_path)
+    out = tmp_path / "faces"
+    args = ["render", str(tmp_path / "drawing.png"), str(line), "-o", str(out)]
+    assert cli.main([*args, "--size", str(SIZE), "--lines", mode]) == 0
+    # only the shaded drawing, at the networks' canvas; the line sketch goes as drawn
+    assert calls == [(TINY.canvas, TINY.canvas)] * expected

@@ -105,10 +105,10 @@ def test_cancel_queued_and_running(service):
     fusion = service.pipeline.bundle.fusion
     original = fusion.forward
 
-    def slow_forward(x):
+    def slow_forward(*args):
         entered.set()
         go_on.wait(WAIT)
-        return original(x)
+        return original(*args)
 
     fusion.forward = slow_forward
     running = Collector()
@@ -157,12 +157,13 @@ class _OOMOnce(nn.Module):
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
         self.inner = inner
+        self.cfg = getattr(inner, "cfg", None)
 
-    def forward(self, x):
+    def forward(self, *args):
         if not _OOMOnce.raised:
             _OOMOnce.raised = True
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return self.inner(x)
+        return self.inner(*args)
 
 
 def test_out_of_memory_falls_back_to_cpu_for_that_request():

@@ -158,3 +158,40 @@ def test_cli_sketchifies_an_aligned_photo_and_reports_bad_files(tmp_path, capsys
     wide = write_image(tmp_path / "wide.png", np.zeros((40, 80, 3), np.uint8))
     assert main(["sketchify", str(wide), "-o", str(out), "--aligned"]) == 1
     assert "square" in capsys.readouterr().err
+
+
+def _pencil_drawing(size: int = 128) -> np.ndarray:
+    """A shaded 'pencil drawing': grey hair mass and cheek shading with dark contours."""
+    g = np.full((size, size), 250, np.uint8)
+    cv2.ellipse(g, (64, 30), (46, 26), 0, 180, 360, 110, -1)  # shaded hair
+    cv2.rectangle(g, (20, 30), (40, 110), 150, -1)
+    cv2.rectangle(g, (88, 30), (108, 110), 150, -1)
+    cv2.ellipse(g, (64, 70), (38, 50), 0, 0, 360, 30, 2)  # face contour
+    for ex in (48, 80):
+        cv2.ellipse(g, (ex, 62), (8, 4), 0, 0, 360, 20, 2)
+    cv2.line(g, (52, 100), (76, 100), 20, 2)
+    return g
+
+
+def test_shaded_drawings_are_told_from_line_sketches() -> None:
+    from facesketch.engine.sketchify import is_shaded_drawing
+
+    lines = np.full((128, 128), 255, np.uint8)
+    cv2.ellipse(lines, (64, 70), (38, 50), 0, 0, 360, 0, 2, cv2.LINE_AA)
+    cv2.line(lines, (52, 100), (76, 100), 0, 2, cv2.LINE_AA)
+    assert not is_shaded_drawing(lines)
+    assert is_shaded_drawing(_pencil_drawing())
+    assert is_shaded_drawing(cv2.cvtColor(_pencil_drawing(), cv2.COLOR_GRAY2RGB))
+
+
+@needs_weights
+def test_drawing_to_lines_keeps_contours_drops_tone() -> None:
+    from facesketch.engine.sketchify import drawing_to_lines, is_shaded_drawing
+
+    drawing = _pencil_drawing()
+    lines = drawing_to_lines(drawing)
+    assert lines.shape == drawing.shape and lines.dtype == np.uint8
+    assert not is_shaded_drawing(lines)
+    dark = lines < 128
+    assert dark[40:100, 20:108].any()  # the contours are still there
+    assert dark.mean() < (drawing < 200).mean() / 2  # the shaded areas are not

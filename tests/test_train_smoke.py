@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,16 @@ def _check_export(path: Path, module: nn.Module, network: str, trained: dict) ->
             assert torch.allclose(v.float(), trained[k].float(), atol=1e-2, rtol=1e-2), k
 
 
+def _check_local_exports(run: Path, ckpt: dict) -> None:
+    for c in COMPONENTS:
+        _check_export(
+            run / "export" / f"local_{c}.safetensors",
+            ComponentModel(TINY.local, c),
+            f"local/{c}",
+            ckpt["nets"][f"local.{c}"],
+        )
+
+
 def test_scn_stage(tmp_path: Path) -> None:
     ckpt = _run_twice(scn.main, tmp_path / "scn", [])
     _check_export(
@@ -86,13 +98,7 @@ def test_local_stages_and_fusion(tmp_path: Path) -> None:
         extra = ["--stage", str(stage)] + (["--init", str(prev)] if prev else [])
         ckpt = _run_twice(local.main, run, extra)
         prev = run
-    for c in COMPONENTS:
-        _check_export(
-            prev / "export" / f"local_{c}.safetensors",
-            ComponentModel(TINY.local, c),
-            f"local/{c}",
-            ckpt["nets"][f"local.{c}"],
-        )
+    _check_local_exports(prev, ckpt)
     ckpt = _run_twice(fusion.main, tmp_path / "fusion", ["--init", str(prev)])
     _check_export(
         tmp_path / "fusion" / "export" / "fusion.safetensors",
@@ -100,6 +106,13 @@ def test_local_stages_and_fusion(tmp_path: Path) -> None:
         "fusion",
         ckpt["nets"]["fusion"],
     )
+    before = ckpt["nets"]["local.nose"]
+    joint = tmp_path / "joint"
+    ckpt = _run_twice(fusion.main, joint, ["--stage", "joint", "--init", str(tmp_path / "fusion")])
+    # end to end: the local networks trained too, and are exported with the fusion
+    after = ckpt["nets"]["local.nose"]
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("G_syn"))
+    _check_local_exports(joint, ckpt)
 
 
 def test_later_stage_needs_earlier_one(tmp_path: Path) -> None:
@@ -127,3 +140,58 @@ def test_config_overrides() -> None:
     with pytest.raises(ValueError, match="unknown keys"):
         loop.load_config(None, ["model.local.latnet_ch=3"])
     assert json.loads(json.dumps(loop.load_config(None, [])))["train"]["batch"] > 0
+
+
+def test_init_widens_new_input_channels() -> None:
+    from train.checkpoint import _load_widened
+
+    old = GlobalFusion(replace(TINY.fusion, sketch_ch=0)).eval()
+    new = GlobalFusion(TINY.fusion).eval()
+    _load_widened(new, old.state_dict())
+    feat = torch.randn(1, TINY.fusion.in_ch, 32, 32)
+    with torch.no_grad():  # zero weights on the new sketch channel: the same output
+        assert torch.allclose(old(feat), new(feat, torch.randn(1, 1, 32, 32)), atol=1e-6)
+    with pytest.raises(RuntimeError):
+        _load_widened(old, new.state_dict())  # narrowing is never silent
+
+
+def _torchrun(module: str, run_dir: Path, extra: list[str]) -> None:
+    """Two CPU processes (gloo) under torchrun, checkpointing (and so checking that the
+    ranks' weights agree) after every step."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["-m", module, *COMMON, "--run-dir", str(run_dir), "--max-steps", "2"]
+    cmd += ["--set", "train.threads=1", "--set", "train.ckpt_every=1", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ckpt = torch.load(run_dir / "ckpt.pt", map_location="cpu", weights_only=False)
+    assert ckpt["loop"]["step"] == 2
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+def test_torchrun_trains_with_ddp(tmp_path: Path) -> None:
+    # the hardest cases for DDP: stage 3 (G_syn run three times, E_app twice, a frozen D
+    # in G's loss) and the joint stage (fifteen local parts and the fusion in one loss)
+    assert (
+        local.main([*COMMON, "--run-dir", str(tmp_path / "l1"), "--stage", "1", "--max-steps", "1"])
+        == 0
+    )
+    _torchrun("train.local", tmp_path / "l3", ["--stage", "3", "--init", str(tmp_path / "l1")])
+    assert (
+        fusion.main(
+            [
+                *COMMON,
+                "--run-dir",
+                str(tmp_path / "f"),
+                "--init",
+                str(tmp_path / "l3"),
+                "--max-steps",
+                "1",
+            ]
+        )
+        == 0
+    )
+    _torchrun("train.fusion", tmp_path / "j", ["--stage", "joint", "--init", str(tmp_path / "f")])

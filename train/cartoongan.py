@@ -235,24 +235,31 @@ class CartoonTask(loop.Task):
         photo = batch["photo"]
         if step < self.init_steps:  # initialization phase: content loss only (Sec. 3.3)
             with self.ctx.autocast():
-                content = self.content(self.G(photo), photo)
+                content = self.forward("G", lambda: self.content(self.G(photo), photo))
             self.step(content, "G")
             return {"content": content.item()}
         anime, smooth = batch["anime"], batch["smooth"]
-        with self.ctx.autocast():
+
+        def g_loss() -> tuple[torch.Tensor, ...]:
             fake = self.G(photo)
-            self.D.requires_grad_(False)
             adv = gan_loss(self.D(fake), True, self.gan)
             content = self.content(fake, photo)
-            g_loss = adv + self.w_content * content
-        self.step(g_loss, "G")
-        self.D.requires_grad_(True)
-        with self.ctx.autocast():
+            return adv + self.w_content * content, fake, adv, content
+
+        def d_loss() -> tuple[torch.Tensor, ...]:
             d_real = gan_loss(self.D(anime), True, self.gan)
             d_fake = gan_loss(self.D(fake.detach()), False, self.gan)
             d_smooth = gan_loss(self.D(smooth), False, self.gan)
-            d_loss = d_real + d_fake + d_smooth
-        self.step(d_loss, "D")
+            return d_real + d_fake + d_smooth, d_real, d_fake, d_smooth
+
+        self.D.requires_grad_(False)
+        with self.ctx.autocast():
+            loss, fake, adv, content = self.forward("G", g_loss)
+        self.step(loss, "G")
+        self.D.requires_grad_(True)
+        with self.ctx.autocast():
+            loss_d, d_real, d_fake, d_smooth = self.forward("D", d_loss)
+        self.step(loss_d, "D")
         return {
             "content": content.item(),
             "g_adv": adv.item(),

@@ -60,6 +60,23 @@ def _ckpt_path(p: Path) -> Path:
     return p / "ckpt.pt" if p.is_dir() else p
 
 
+def _load_widened(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """``load_state_dict``, except that a weight which only gained input channels (dim 1,
+    e.g. a new conditioning input) keeps the stored channels first and zeros for the new
+    ones, so an earlier stage's net can start a wider one without changing its output."""
+    own = net.state_dict()
+    fixed = dict(state)
+    for k, v in state.items():
+        t = own.get(k)
+        if t is None or t.shape == v.shape or t.ndim < 2 or v.ndim != t.ndim:
+            continue
+        if t.shape[0] == v.shape[0] and t.shape[2:] == v.shape[2:] and t.shape[1] > v.shape[1]:
+            w = torch.zeros_like(t)
+            w[:, : v.shape[1]] = v
+            fixed[k] = w
+    net.load_state_dict(fixed)
+
+
 def load_init(task: Task, paths: list[Path]) -> list[str]:
     """Load nets of the same name from earlier stages' checkpoints; returns what was loaded."""
     loaded = []
@@ -73,7 +90,7 @@ def load_init(task: Task, paths: list[Path]) -> list[str]:
         for name, net in task.nets.items():
             if name in states:
                 try:
-                    net.load_state_dict(states[name])
+                    _load_widened(net, states[name])
                 except RuntimeError as exc:
                     raise RuntimeError(
                         f"--init {ck}: network {name!r} does not fit "

@@ -34,10 +34,9 @@ from facesketch.imaging import sketch_to_tensor, tensor_to_image, write_image
 from facesketch.layout import BACKGROUND, COMPONENTS, LOCAL_COMPONENTS, FaceLayout
 from facesketch.models import ComponentModel, GlobalFusion, StrokeCalibrator, Upsampler2x, preset
 from facesketch.models.config import FusionConfig, LocalConfig, SCNConfig
-from facesketch.models.local import component_input
+from facesketch.models.local import SKETCH_BLANK, component_input
 from facesketch.models.losses import mean_color
 
-SKETCH_BLANK = 1.0
 TOLERANCE = 2  # pixels, for edge F1
 
 
@@ -120,7 +119,7 @@ class Renderer:
                 m.E_sketch(component_input(sketch, self.layout, c, SKETCH_BLANK)), codes[c]
             )
         base = maps.pop(BACKGROUND)
-        return self.fusion(self.layout.paste_all(base, maps))
+        return self.fusion(self.layout.paste_all(base, maps), sketch)
 
 
 def load_networks(dirs: list[Path]) -> tuple[Renderer, int]:
@@ -130,6 +129,8 @@ def load_networks(dirs: list[Path]) -> tuple[Renderer, int]:
     found: dict[str, tuple[Path, dict]] = {}
     for d in dirs:
         for f in sorted(Path(d).glob("*.safetensors")):
+            if not f.with_suffix(".json").exists():
+                continue  # data files such as appearance_mean carry no network manifest
             man = read_manifest(f)
             found[man["network"]] = (f, man)
     missing = [n for n in ["fusion", *(f"local/{c}" for c in COMPONENTS)] if n not in found]
@@ -174,11 +175,12 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
     samples = [dataset[i] for i in range(n)]
     photos = torch.stack([s["image"] for s in samples])
     masks = torch.stack([s["mask"] for s in samples])
-    sketches = torch.stack([s["sketch"] for s in samples])
+    sketches = torch.stack([s["sketch"] for s in samples])  # the F1 reference
+    inputs = torch.stack([s.get("input", s["sketch"]) for s in samples])  # what is rendered
     codes = renderer.codes(photos)
     faces = torch.cat(
         [
-            renderer.render(sketches[i : i + 8], {c: v[i : i + 8] for c, v in codes.items()})
+            renderer.render(inputs[i : i + 8], {c: v[i : i + 8] for c, v in codes.items()})
             for i in range(0, n, 8)
         ]
     )
@@ -186,9 +188,7 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
     swapped_codes = {c: v[ref] for c, v in codes.items()}
     swapped = torch.cat(
         [
-            renderer.render(
-                sketches[i : i + 8], {c: v[i : i + 8] for c, v in swapped_codes.items()}
-            )
+            renderer.render(inputs[i : i + 8], {c: v[i : i + 8] for c, v in swapped_codes.items()})
             for i in range(0, n, 8)
         ]
     )
@@ -219,7 +219,7 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
     metrics["samples"] = n
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _contact_sheet(renderer, sketches, codes, faces, out_dir / "contact.png")
+    _contact_sheet(renderer, inputs, codes, faces, out_dir / "contact.png")
     return metrics
 
 
@@ -240,7 +240,47 @@ def _contact_sheet(renderer: Renderer, sketches, codes, faces, path: Path, rows:
             )
         row = [r.expand(-1, 3, -1, -1) for r in row]
         lines.append(torch.cat(row, dim=3))
-    write_image(path, tensor_to_image(torch.cat(lines, dim=2)))
+    write_image(path, tensor_to_image(torch.cat(lines, dim=2))[0])
+
+
+# -- artist sketches ---------------------------------------------------------------------
+def load_sketch_pairs(
+    root: Path, canvas: int, limit: int, lines: bool = True
+) -> list[dict[str, torch.Tensor]]:
+    """Artist sketch / photo pairs (``root/sketch``, ``root/photo``, CUHK naming), both
+    warped onto the layout by the dlib alignment of the photo; unusable pairs are skipped.
+
+    ``sketch`` is the drawing (the reference for the F1 bar); ``input`` what the networks
+    get: with ``lines``, shaded drawings turned into line sketches as ``facesketch
+    render`` does."""
+    from facesketch.commands.render import align_sketch_with_photo, paired_photo
+    from facesketch.engine.sketchify import drawing_to_lines, is_shaded_drawing
+    from facesketch.face import align_face
+    from facesketch.imaging import image_to_tensor, read_image, read_sketch
+
+    lay = FaceLayout.default(canvas)
+    items = []
+    for path in sorted((root / "sketch").iterdir())[:limit]:
+        photo_path = paired_photo(path)
+        if photo_path is None:
+            continue
+        try:
+            aligned = align_face(read_image(photo_path), size=canvas, layout=lay)
+            sketch = align_sketch_with_photo(read_sketch(path), photo_path, canvas)
+        except Exception as exc:  # no face, unreadable file: report and go on
+            print(f"skipped {path.name}: {exc}")
+            continue
+        mask = (np.asarray(aligned.mask) > 0).astype(np.float32)
+        drawn = drawing_to_lines(sketch) if lines and is_shaded_drawing(sketch) else sketch
+        items.append(
+            {
+                "image": image_to_tensor(aligned.image)[0],
+                "mask": torch.from_numpy(mask)[None],
+                "sketch": sketch_to_tensor(sketch)[0],
+                "input": sketch_to_tensor(drawn)[0],
+            }
+        )
+    return items
 
 
 # -- timing ------------------------------------------------------------------------------
@@ -294,6 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", nargs="+", type=Path, help="folders with exported weights")
     ap.add_argument("--data", type=Path, default=None, help="prepared data root")
     ap.add_argument("--synthetic", action="store_true", help="synthetic faces instead of data")
+    ap.add_argument(
+        "--raw-drawings", action="store_true", help="with --pairs: render shaded drawings as is"
+    )
+    ap.add_argument(
+        "--pairs",
+        type=Path,
+        default=None,
+        help="artist sketch/photo pairs instead (e.g. ../shared/data/sketches/cufs_train)",
+    )
     ap.add_argument("--limit", type=int, default=64, help="validation samples to use")
     ap.add_argument("--out", type=Path, default=Path("runs/eval"))
     ap.add_argument("--bench", nargs="?", const="lite", default=None, help="time a preset")
@@ -306,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--weights is required (or use --bench)")
     torch.set_num_threads(max(1, torch.get_num_threads()))
     renderer, canvas = load_networks(args.weights)
-    if args.synthetic:
+    if args.pairs:
+        ds = load_sketch_pairs(args.pairs, canvas, args.limit, lines=not args.raw_drawings)
+    elif args.synthetic:
         from train.synthetic import SyntheticFaces
 
         ds = SyntheticFaces(max(args.limit, 3), canvas, seed=2)

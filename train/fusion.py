@@ -6,10 +6,17 @@ face (its sketch, its own appearance) into feature maps, pasted with
 conditional multi-scale LSGAN + feature matching + perceptual + masked L1.  Trained
 on random crops of the 256 canvas (fully convolutional), validated on whole faces.
 
+``--stage joint``: the same, but the local E_sketch / E_app / G_syn train together
+with the fusion (end to end, one optimizer).  On small compute this is what makes the
+lite chain follow the sketch: the staged local losses only see 128 px crops, the
+joint loss sees the whole face.  E_app still pools globally, so geometry cannot leak
+into the appearance code.
+
 ``--stage up``: :class:`Upsampler2x` learns 256 -> 512 on the 512 aligned faces
 (input: the area-downsampled real photo), masked L1 + perceptual, on crops.
 
     python -m train.fusion                    # init from runs/local3-all
+    python -m train.fusion --stage joint --init runs/fusion
     python -m train.fusion --stage up
 """
 
@@ -24,9 +31,9 @@ from torch.utils.data import Dataset
 from facesketch.layout import BACKGROUND, COMPONENTS, FaceLayout
 from facesketch.models import losses
 from facesketch.models.fusion import GlobalFusion, Upsampler2x, build_fusion_discriminator
-from facesketch.models.local import ComponentModel, component_input
+from facesketch.models.local import SKETCH_BLANK, ComponentModel, component_input
 from train import loop
-from train.local import SKETCH_BLANK, build_perceptual, perceptual
+from train.local import build_perceptual, perceptual
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
@@ -71,6 +78,8 @@ class FusionTask(loop.Task):
         super().__init__(cfg, ctx)
         mc = ctx.model_cfg
         self.layout = FaceLayout.default(mc.canvas)
+        t = self.tcfg
+        self.joint = bool(t.get("joint", False))
         self.models = {
             c: ComponentModel(mc.local, c).to(ctx.device).requires_grad_(False) for c in COMPONENTS
         }
@@ -79,8 +88,13 @@ class FusionTask(loop.Task):
         self.nets = {f"local.{c}": m for c, m in self.models.items()}
         self.needs_init = set(self.nets)
         self.nets.update(fusion=self.fusion, D=self.D)
-        self.optims = {"fusion": ctx.adam(self.fusion), "D": ctx.adam(self.D)}
-        t = self.tcfg
+        trained: list[torch.nn.Module] = [self.fusion]
+        if self.joint:
+            for m in self.models.values():
+                for part in (m.E_sketch, m.E_app, m.G_syn):
+                    part.requires_grad_(True)
+                    trained.append(part)
+        self.optims = {"fusion": ctx.adam(*trained), "D": ctx.adam(self.D)}
         layers = t.get("perceptual_layers", ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
         self.perc = build_perceptual(t.get("perceptual", "hed"), layers, ctx.device)
 
@@ -88,39 +102,52 @@ class FusionTask(loop.Task):
         size = self.ctx.model_cfg.canvas
         return self.ctx.dataset("train", size), self.ctx.dataset("val", size)
 
-    def features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with torch.no_grad(), self.ctx.autocast():
+    def features(self, batch: dict[str, torch.Tensor], grad: bool = False) -> torch.Tensor:
+        with torch.set_grad_enabled(grad), self.ctx.autocast():
             return pasted_features(
                 self.models, self.layout, batch["sketch"], batch["image"]
             ).float()
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         t = self.tcfg
-        feat, img, mask = random_crop_batch(
-            int(t.get("crop", 128)), self.features(batch), batch["image"], batch["mask"]
-        )
-        with self.ctx.autocast():
-            out = self.fusion(feat)
-            self.D.requires_grad_(False)
-            fake_out = self.D(torch.cat([feat, out * mask], 1))
+
+        def g_loss() -> tuple[torch.Tensor, ...]:
+            feat, img, mask, sk = random_crop_batch(
+                int(t.get("crop", 128)),
+                self.features(batch, grad=self.joint),
+                batch["image"],
+                batch["mask"],
+                batch["sketch"],
+            )
+            out = self.fusion(feat, sk)
+            cond = feat.detach()  # D's condition; G's gradient reaches feat through out
+            fake_out = self.D(torch.cat([cond, out * mask, sk], 1))
             with torch.no_grad():
-                real_out = self.D(torch.cat([feat, img * mask], 1))
+                real_out = self.D(torch.cat([cond, img * mask, sk], 1))
             adv = losses.lsgan_g(fake_out)
             fm = losses.feature_matching(real_out, fake_out)
             l1 = losses.masked_l1(out, img, mask)
             perc = perceptual(self.perc, out, img, mask, int(t.get("perceptual_max_side", 128)))
-            g_loss = (
+            loss = (
                 adv
                 + t.get("w_fm", 10.0) * fm
                 + t.get("w_perc", 10.0) * perc
                 + t.get("w_l1", 10.0) * l1
             )
-        self.step(g_loss, "fusion")
+            return loss, out, cond, img, mask, sk, adv, fm, perc, l1
+
+        self.D.requires_grad_(False)
+        with self.ctx.autocast():
+            loss, out, cond, img, mask, sk, adv, fm, perc, l1 = self.forward("fusion", g_loss)
+        self.step(loss, "fusion")
         self.D.requires_grad_(True)
         with self.ctx.autocast():
-            d_loss = losses.lsgan_d(
-                self.D(torch.cat([feat, img * mask], 1)),
-                self.D(torch.cat([feat, out.detach() * mask], 1)),
+            d_loss = self.forward(
+                "D",
+                lambda: losses.lsgan_d(
+                    self.D(torch.cat([cond, img * mask, sk], 1)),
+                    self.D(torch.cat([cond, out.detach() * mask, sk], 1)),
+                ),
             )
         self.step(d_loss, "D")
         return {
@@ -135,7 +162,7 @@ class FusionTask(loop.Task):
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[dict[str, float], list[torch.Tensor]]:
         feat = self.features(batch)
-        out = self.fusion(feat)
+        out = self.fusion(feat, batch["sketch"])
         img, mask = batch["image"], batch["mask"]
         metrics = {
             "val_l1": losses.masked_l1(out, img, mask).item(),
@@ -144,7 +171,13 @@ class FusionTask(loop.Task):
         return metrics, [batch["sketch"], out, img]
 
     def exports(self) -> list[loop.Export]:
-        return [loop.Export("fusion", self.fusion, "fusion", self.fusion.manifest_config())]
+        out = [loop.Export("fusion", self.fusion, "fusion", self.fusion.manifest_config())]
+        if self.joint:
+            out += [
+                loop.Export(f"local_{c}", m, m.network, m.manifest_config())
+                for c, m in self.models.items()
+            ]
+        return out
 
 
 class UpTask(loop.Task):
@@ -173,11 +206,15 @@ class UpTask(loop.Task):
         t = self.tcfg
         crop = int(t.get("crop", 192))
         img, mask = random_crop_batch(crop - crop % 2, batch["image"], batch["mask"])
-        with self.ctx.autocast():
+
+        def up_loss() -> tuple[torch.Tensor, ...]:
             out = self.up(self.low(img))
             l1 = losses.masked_l1(out, img, mask)
             perc = perceptual(self.perc, out, img, mask, 0)
-            loss = t.get("w_l1", 10.0) * l1 + t.get("w_perc", 1.0) * perc
+            return t.get("w_l1", 10.0) * l1 + t.get("w_perc", 1.0) * perc, l1, perc
+
+        with self.ctx.autocast():
+            loss, l1, perc = self.forward("up", up_loss)
         self.step(loss, "up")
         return {"l1": l1.item(), "perc": perc.item()}
 
@@ -198,16 +235,17 @@ class UpTask(loop.Task):
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     ap = loop.build_parser("fusion", __doc__.split("\n\n")[0])
-    ap.add_argument("--stage", default="fusion", choices=("fusion", "up"))
+    ap.add_argument("--stage", default="fusion", choices=("fusion", "joint", "up"))
     args = ap.parse_args(argv)
+    if args.stage != "fusion" and args.config == loop.CONFIG_DIR / "fusion.json":
+        args.config = loop.CONFIG_DIR / f"{args.stage}.json"
     if args.stage == "up":
-        if args.config == loop.CONFIG_DIR / "fusion.json":
-            args.config = loop.CONFIG_DIR / "up.json"
         loop.run(UpTask, args, loop.config_from_args(args), "up")
         return 0
     if args.init is None:
-        args.init = [Path("runs") / "local3-all"]
-    loop.run(FusionTask, args, loop.config_from_args(args), "fusion")
+        args.init = [Path("runs") / ("fusion" if args.stage == "joint" else "local3-all")]
+    extra = {"task": {"joint": args.stage == "joint"}}
+    loop.run(FusionTask, args, loop.config_from_args(args, extra), args.stage)
     return 0
 
 

@@ -25,10 +25,14 @@ from torch.utils.data import Dataset
 from facesketch.layout import BACKGROUND, COMPONENTS, FaceLayout
 from facesketch.models import losses
 from facesketch.models.discriminators import MultiScaleDiscriminator
-from facesketch.models.local import ComponentModel, blank_local_windows, component_input
+from facesketch.models.local import (
+    PHOTO_BLANK,
+    SKETCH_BLANK,
+    ComponentModel,
+    blank_local_windows,
+    component_input,
+)
 from train import loop
-
-SKETCH_BLANK, PHOTO_BLANK = 1.0, 0.0  # what blanked windows hold (white paper, mid gray)
 
 
 def build_perceptual(
@@ -189,17 +193,22 @@ class LocalTask(loop.Task):
 
     def _stage1(self, c: str, x: dict[str, torch.Tensor]) -> dict[str, float]:
         m, t, sk = self.models[c], self.tcfg, x["sketch"]
-        with self.ctx.autocast():
+
+        def ae_loss() -> torch.Tensor:
             rec = m.D_sketch(m.E_sketch(sk))
             # lines are a small fraction of the pixels: weight them up so they are not lost
             w = 1.0 + t.get("line_weight", 2.0) * (sk < 0).float()
-            loss = (w * (rec - sk).abs()).mean()
+            return (w * (rec - sk).abs()).mean()
+
+        with self.ctx.autocast():
+            loss = self.forward(f"local.{c}", ae_loss)
         self.step(loss, f"local.{c}")
         return {"l1": loss.item()}
 
     def _stage2(self, c: str, x: dict[str, torch.Tensor]) -> dict[str, float]:
         m, t = self.models[c], self.tcfg
-        with self.ctx.autocast():
+
+        def image_loss() -> tuple[torch.Tensor, ...]:
             with torch.no_grad():
                 target = m.E_sketch(x["sketch"])
                 target_feats = m.D_sketch.features(target)
@@ -208,7 +217,10 @@ class LocalTask(loop.Task):
             feats = m.D_sketch.features(lat)
             pairs = zip(feats, target_feats, strict=True)
             l_feat = sum(F.l1_loss(a, b) for a, b in pairs) / len(feats)
-            loss = l_lat + t.get("w_feat", 1.0) * l_feat
+            return l_lat + t.get("w_feat", 1.0) * l_feat, l_lat, l_feat
+
+        with self.ctx.autocast():
+            loss, l_lat, l_feat = self.forward(f"local.{c}", image_loss)
         self.step(loss, f"local.{c}")
         return {"latent": l_lat.item(), "feat": l_feat.item()}
 
@@ -216,7 +228,8 @@ class LocalTask(loop.Task):
         m, t, D = self.models[c], self.tcfg, self.D[c]
         target, mask, blank = x["target"], x["mask"], x["blank"]
         ps = int(t.get("perceptual_max_side", 64))
-        with self.ctx.autocast():
+
+        def g_loss() -> tuple[torch.Tensor, ...]:
             with torch.no_grad():
                 geom = m.E_sketch(x["sketch"])
             code = m.E_app(x["app"])
@@ -234,9 +247,8 @@ class LocalTask(loop.Task):
             recovered = m.G_syn.to_rgb(m.G_syn(geom, code_back))
             cyc = losses.masked_l1(recovered, target, mask)
             l_code = F.l1_loss(code_back, code.detach())
-            D.requires_grad_(False)
             adv = 0.5 * (losses.lsgan_g(D(rgb * mask)) + losses.lsgan_g(D(swapped * mask_b)))
-            g_loss = (
+            loss = (
                 t.get("w_rec", 10.0) * rec
                 + t.get("w_perc", 1.0) * perc
                 + t.get("w_geo", 1.0) * l_geo
@@ -244,12 +256,19 @@ class LocalTask(loop.Task):
                 + t.get("w_code", 1.0) * l_code
                 + t.get("w_gan", 1.0) * adv
             )
-        self.step(g_loss, f"local.{c}")
+            return loss, rgb, swapped, mask_b, rec, perc, l_geo, cyc, l_code, adv
+
+        D.requires_grad_(False)
+        with self.ctx.autocast():
+            g, rgb, swapped, mask_b, rec, perc, l_geo, cyc, l_code, adv = self.forward(
+                f"local.{c}", g_loss
+            )
+        self.step(g, f"local.{c}")
         D.requires_grad_(True)
         with self.ctx.autocast():
             fake = torch.cat([(rgb * mask).detach(), (swapped * mask_b).detach()])
             real = torch.cat([target * mask, target.roll(1, 0) * mask_b])
-            d_loss = losses.lsgan_d(D(real), D(fake))
+            d_loss = self.forward(f"D.{c}", lambda: losses.lsgan_d(D(real), D(fake)))
         self.step(d_loss, f"D.{c}")
         return {
             "rec": rec.item(),

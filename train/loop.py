@@ -18,8 +18,8 @@ Writing a Task (see train/scn.py for a complete one)::
             return self.ctx.dataset("train", 256), self.ctx.dataset("val", 256)
         def train_step(self, batch, step):    # batch already on ctx.device
             with self.ctx.autocast():
-                loss = ...
-            self.step(loss, "G")                # backward (+ scaler, + all-reduce) + step
+                loss = self.forward("G", self.g_loss, batch)   # DDP under torchrun
+            self.step(loss, "G")                # backward (+ scaler) + step
             return {"loss": loss.item()}
         def validate(self, batch):             # -> metrics, [image tensors (N,C,H,W)]
             ...
@@ -30,11 +30,14 @@ Writing a Task (see train/scn.py for a complete one)::
 ``train`` (loop settings), ``data`` and ``task`` (stage settings).  Modules in
 ``nets`` that have no optimizer are frozen helpers (loaded with ``--init``).
 
-Multi-GPU (``torchrun --nproc_per_node=K -m train.<stage>``) shards each epoch
-across ranks and averages gradients with ``torch.distributed.all_reduce`` inside
-:meth:`RunContext.step` (the StyleGAN2-ADA scheme) instead of wrapping modules in
-DistributedDataParallel: GAN steps run the discriminator forward in both the G and
-the D step, which DDP's reducer handles badly.  Rank 0 logs and checkpoints.
+Several GPUs or machines (``torchrun --nproc_per_node=K -m train.<stage>``): each
+epoch is sharded across ranks and gradients are averaged by DistributedDataParallel.
+A Task runs the forward pass of each optimizer's loss through :meth:`Task.forward`
+(``loss = self.forward("G", fn, ...)``): under torchrun that calls ``fn`` inside a DDP
+module holding exactly that optimizer's networks, so a GAN step may call its networks
+several times (D on real and fake, G_syn for the swap and the cycle) and a frozen D
+may sit inside G's loss, which wrapping each network in DDP would not allow.  On one
+process it is a plain call.  Rank 0 logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "betas": [0.5, 0.999],
     "seed": 0,
     "workers": 1,
+    "threads": 0,  # CPU threads; 0 = cores / processes
     "max_steps": 200_000,
     "max_minutes": 0,  # 0 = no time box
     "log_every": 20,
@@ -113,7 +117,10 @@ class RunContext:
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
         else:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
+            # train.threads: fewer when other work shares the CPU (oversubscribed torch
+            # threads spin against each other and run several times slower)
+            threads = cfg["train"].get("threads") or (os.cpu_count() or 1) // self.world
+            torch.set_num_threads(max(1, int(threads)))
         amp = cfg["train"]["amp"]
         self.amp_dtype: torch.dtype | None = None
         if amp not in ("auto", "off", "bf16", "fp16"):
@@ -122,6 +129,7 @@ class RunContext:
             bf16 = amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported())
             self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
         self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self.owners: dict[int, tuple[nn.Module, ...]] = {}  # id(optimizer) -> its modules
         self.model_cfg = model_config(cfg)
         self.is_main = self.rank == 0
 
@@ -136,7 +144,18 @@ class RunContext:
         """Adam over the modules' parameters with the run's lr and betas."""
         t = self.cfg["train"]
         params = [p for m in modules for p in m.parameters()]
-        return torch.optim.Adam(params, lr=lr or t["lr"], betas=tuple(t["betas"]))
+        opt = torch.optim.Adam(params, lr=lr or t["lr"], betas=tuple(t["betas"]))
+        self.owners[id(opt)] = modules  # what Task.forward wraps in DDP for this optimizer
+        return opt
+
+    def ddp(self, modules: tuple[nn.Module, ...]) -> nn.Module:
+        """A DistributedDataParallel module over ``modules`` that runs a loss function.
+
+        ``find_unused_parameters``: a step may train only some components (``cycle``)."""
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(
+            _StepModule(modules), device_ids=ids, find_unused_parameters=True
+        )
 
     def step(self, loss: torch.Tensor, name: str, opt: torch.optim.Optimizer) -> None:
         """Backward ``loss`` and step ``opt`` (called ``name``; AMP- and rank-aware)."""
@@ -144,13 +163,7 @@ class RunContext:
         if scaler is None and self.amp_dtype == torch.float16:
             scaler = self.scalers[name] = torch.amp.GradScaler("cuda")
         opt.zero_grad(set_to_none=True)
-        (scaler.scale(loss) if scaler else loss).backward()
-        if self.world > 1:
-            for group in opt.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        torch.distributed.all_reduce(p.grad)
-                        p.grad.div_(self.world)
+        (scaler.scale(loss) if scaler else loss).backward()  # DDP averages here (torchrun)
         if scaler:
             scaler.step(opt)
             scaler.update()
@@ -178,6 +191,17 @@ class RunContext:
         return FaceDataset(root, split, size=size, augment=split == "train")
 
 
+class _StepModule(nn.Module):
+    """Holds an optimizer's networks so DDP can track them; runs the loss function."""
+
+    def __init__(self, modules: tuple[nn.Module, ...]) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList(modules)
+
+    def forward(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+
 class Task:
     """Base class of a training stage (see the module docstring for the contract)."""
 
@@ -190,6 +214,7 @@ class Task:
         self.tcfg: dict = cfg.get("task", {})
         self.nets: dict[str, nn.Module] = {}
         self.optims: dict[str, torch.optim.Optimizer] = {}
+        self._ddp: dict[str, nn.Module] = {}
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         raise NotImplementedError
@@ -204,6 +229,18 @@ class Task:
 
     def exports(self) -> list[Export]:
         raise NotImplementedError
+
+    def forward(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``: the forward pass of optimizer ``name``'s loss.
+
+        Under torchrun it runs inside DistributedDataParallel over that optimizer's
+        networks (built on first use, after ``--init`` / resume loaded them), so the
+        following :meth:`step` averages their gradients across ranks."""
+        if self.ctx.world == 1:
+            return fn(*args, **kwargs)
+        if name not in self._ddp:
+            self._ddp[name] = self.ctx.ddp(self.ctx.owners[id(self.optims[name])])
+        return self._ddp[name](fn, *args, **kwargs)
 
     def step(self, loss: torch.Tensor, name: str) -> None:
         """Backward ``loss`` and step optimizer ``self.optims[name]``."""
@@ -459,6 +496,8 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
 
     def checkpoint() -> None:
         state["elapsed_s"] = start_elapsed + time.monotonic() - t0
+        if ctx.world > 1:
+            _check_in_sync(task)
         if ctx.is_main:
             save_checkpoint(ckpt, task, cfg, dict(state))
 
@@ -512,6 +551,28 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
         names = ", ".join(str(p) for p in out)
         print(f"[{task.name}] step {state['step']}; exported {names}", flush=True)
     return run_dir
+
+
+def _check_in_sync(task: Task) -> None:
+    """Under torchrun every rank must hold the same trained weights (DDP averaged the
+    gradients); a loss run outside :meth:`Task.forward` would let them drift apart."""
+    dist = torch.distributed
+    sums = [
+        p.detach().double().sum()
+        for n in sorted(task.trainable())
+        for p in task.nets[n].parameters()
+    ]
+    if not sums:
+        return
+    lo = torch.stack(sums)
+    hi = lo.clone()
+    dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+    dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    if not torch.allclose(lo, hi, rtol=1e-6, atol=1e-8):
+        raise RuntimeError(
+            f"train.{task.name}: the ranks' weights differ; every training loss must run "
+            "through Task.forward so DDP averages its gradients"
+        )
 
 
 def _progress(ctx: RunContext, args: argparse.Namespace, step: int, total: int) -> Any:

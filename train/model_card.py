@@ -14,9 +14,18 @@ import json
 from pathlib import Path
 
 
-def render_card(manifest: dict, title: str, notes: str, command: str = "") -> str:
-    """Markdown text of a model card for ``manifest``."""
-    metrics = manifest.get("metrics") or {}
+def render_card(
+    manifest: dict,
+    title: str,
+    notes: str,
+    command: str = "",
+    evals: dict[str, dict] | None = None,
+    images: list[str] | None = None,
+) -> str:
+    """Markdown text of a model card for ``manifest`` (+ ``train.eval`` results by label)."""
+    metrics = dict(manifest.get("metrics") or {})
+    for label, result in (evals or {}).items():
+        metrics.update({f"{label}: {k}": v for k, v in result.items()})
     rows = "\n".join(
         f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
         for k, v in sorted(metrics.items())
@@ -37,6 +46,8 @@ def render_card(manifest: dict, title: str, notes: str, command: str = "") -> st
         lines += ["", "Trained with:", "", "```", command, "```"]
     if rows:
         lines += ["", "## Validation metrics", "", "| metric | value |", "|---|---|", rows]
+    for img in images or []:
+        lines += ["", f"![{Path(img).stem}]({img})"]
     lines += ["", "## Notes", "", notes.strip() or "(none)", ""]
     return "\n".join(lines)
 
@@ -47,12 +58,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--title", default="", help="card title (default: network name)")
     ap.add_argument("--notes", default="", help="what the outputs look like, limits")
     ap.add_argument("--command", default="", help="the command that trained it")
+    ap.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="LABEL=METRICS.json",
+        help="train.eval metrics to add to the table (repeatable)",
+    )
+    ap.add_argument(
+        "--image", action="append", default=[], help="contact sheet to show (relative path)"
+    )
     args = ap.parse_args(argv)
+    evals = {}
+    for item in args.eval:
+        label, _, file = item.partition("=")
+        if not file:
+            ap.error(f"--eval wants LABEL=METRICS.json, got {item!r}")
+        evals[label] = json.loads(Path(file).read_text())
     for path in args.manifest:
         manifest = json.loads(path.read_text())
         title = args.title or f"facesketch weights: {manifest.get('network')}"
         out = path.with_suffix(".md")
-        out.write_text(render_card(manifest, title, args.notes, args.command))
+        card = render_card(manifest, title, args.notes, args.command, evals, args.image)
+        out.write_text(card)
         print(f"wrote {out}")
     return 0
 

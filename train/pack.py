@@ -109,7 +109,7 @@ def pack_compact(root: str | os.PathLike[str], max_mib: float = 60.0, progress: 
     for quality in COMPACT_QUALITIES:
         images = [_encode(im, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]) for im in raw]
         sizes = np.cumsum(
-            [len(a) + len(b) + len(c) + 80 for a, b, c in zip(images, masks, sketches)]
+            [len(a) + len(b) + len(c) + 80 for a, b, c in zip(images, masks, sketches, strict=True)]
         )
         if sizes[-1] <= budget or quality == COMPACT_QUALITIES[-1]:
             break

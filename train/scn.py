@@ -91,19 +91,23 @@ class SCNTask(loop.Task):
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         t = self.tcfg
         rough, clean = batch["rough"], batch["clean"]
-        with self.ctx.autocast():
+
+        def g_loss() -> tuple[torch.Tensor, ...]:
             fake = self.G(rough)
-            self.D.requires_grad_(False)
             real_out = [f.detach() for f in self.D(clean)]
             fake_out = self.D(fake)
             adv = losses.lsgan_g(fake_out)
             cal = losses.feature_matching(real_out, fake_out)
             l1 = F.l1_loss(fake, clean)
-            g_loss = adv + t.get("w_cal", 10.0) * cal + t.get("w_l1", 10.0) * l1
-        self.step(g_loss, "G")
+            return fake, adv + t.get("w_cal", 10.0) * cal + t.get("w_l1", 10.0) * l1, adv, cal, l1
+
+        self.D.requires_grad_(False)
+        with self.ctx.autocast():
+            fake, loss, adv, cal, l1 = self.forward("G", g_loss)
+        self.step(loss, "G")
         self.D.requires_grad_(True)
         with self.ctx.autocast():
-            d_loss = losses.lsgan_d(self.D(clean), self.D(fake.detach()))
+            d_loss = self.forward("D", lambda: losses.lsgan_d(self.D(clean), self.D(fake.detach())))
         self.step(d_loss, "D")
         return {"g_adv": adv.item(), "g_cal": cal.item(), "g_l1": l1.item(), "d": d_loss.item()}
 

@@ -95,6 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not look for the paired photo of a sketch (…/sketch/X beside …/photo/X)",
     )
+    parser.add_argument(
+        "--lines",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="turn a shaded pencil drawing into a line sketch first (auto: when it is shaded)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--weights", type=Path, help="weights folder (default: the shipped ones)")
 
@@ -166,6 +172,7 @@ def _output_paths(inputs: list[Path], out: Path) -> list[Path]:
 
 def _render_one(pipe: Any, path: Path, args: argparse.Namespace, overrides: dict) -> tuple:
     """(PipelineOutput, note) for one input; raises with a clear message when it cannot."""
+    from facesketch.engine.sketchify import drawing_to_lines, is_shaded_drawing
     from facesketch.imaging import read_sketch
 
     if path.suffix.lower() == ".json":
@@ -180,6 +187,11 @@ def _render_one(pipe: Any, path: Path, args: argparse.Namespace, overrides: dict
     if photo is not None:
         sketch = align_sketch_with_photo(sketch, photo, pipe.canvas)
         note = f"aligned with {photo.name}"
+    if args.lines == "on" or (args.lines == "auto" and is_shaded_drawing(sketch)):
+        from facesketch.engine.pipeline import prepare_sketch
+
+        sketch = drawing_to_lines(prepare_sketch(sketch, pipe.canvas))
+        note = ", ".join(filter(None, [note, "lines taken from a shaded drawing"]))
     strength = DEFAULT_SCN if args.scn is None else args.scn
     return pipe.render_sketch(sketch, None, overrides, size=args.size, scn_strength=strength), note
 

@@ -40,11 +40,10 @@ from facesketch.layout import (
     PASTE_ORDER,
     FaceLayout,
 )
-from facesketch.models.local import component_input
+from facesketch.models.local import PHOTO_BLANK, SKETCH_BLANK, component_input
 
 #: Blank value of local windows in the background's input: white paper (+1) for
 #: sketches, mid-gray (0) for photos.
-SKETCH_BLANK, PHOTO_BLANK = 1.0, 0.0
 
 
 class RenderCancelled(Exception):
@@ -318,7 +317,12 @@ class FacePipeline:
             base = self._branches[BACKGROUND].feat
             patches = {n: self._branches[n].feat for n in LOCAL_COMPONENTS}
             pasted = lay.paste_all(base, patches, self.feather)
-            rgb = self.bundle.fusion(pasted)
+            sketch = None
+            if self.bundle.fusion.cfg.sketch_ch:  # the skip: the sketch the encoders saw
+                sketch = self.spec.tensor(
+                    sketch_to_tensor(self._calibrated_sketch(lay, self.canvas))
+                )
+            rgb = self.bundle.fusion(pasted, sketch)
             self._count("fusion")
             timings["fusion"] = (time.perf_counter() - t) * 1000
             if size != self.canvas:

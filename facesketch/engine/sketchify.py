@@ -12,6 +12,7 @@ import copy
 import threading
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -153,3 +154,28 @@ def photo_to_sketch(aligned_rgb: np.ndarray, mask: np.ndarray | None = None) -> 
     that alignment adds around small photos.
     """
     return default_extractor()([aligned_rgb], None if mask is None else [mask])[0]
+
+
+SHADED_FRACTION = 0.12  # mid-grey share above which a sketch image is a shaded drawing
+
+
+def is_shaded_drawing(gray: np.ndarray) -> bool:
+    """True for pencil drawings with tone (hair, shadows), not line sketches.
+
+    Line sketches (drawn here, or made by :func:`photo_to_sketch`) are white paper and
+    dark lines with a thin anti-aliased rim; artist sketches such as CUHK's are largely
+    mid-grey.  The networks were trained on line sketches, so shaded ones are turned
+    into lines first (:func:`drawing_to_lines`).
+    """
+    g = np.asarray(gray)
+    if g.ndim == 3:
+        g = cv2.cvtColor(g, cv2.COLOR_RGB2GRAY)
+    return float(((g > 40) & (g < 215)).mean()) > SHADED_FRACTION
+
+
+def drawing_to_lines(gray: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """The line sketch of an aligned drawing: the photo-to-sketch extractor run on it
+    (HED contours + Canny details find the drawing's contours, not its shading)."""
+    g = np.asarray(gray)
+    rgb = cv2.cvtColor(g, cv2.COLOR_GRAY2RGB) if g.ndim == 2 else g
+    return photo_to_sketch(np.ascontiguousarray(rgb), mask)

@@ -51,6 +51,9 @@ class SCNConfig(_Config):
     n_down: int = 3
     n_res: int = 4
     max_ch: int = 64
+    # predict a correction added to the input (starts as the identity: a calibrator
+    # that leaves good strokes alone from step 0 and learns what to change)
+    residual: bool = True
     d_base: int = 32  # PatchDiscriminator D1
     d_layers: int = 3
 
@@ -85,6 +88,10 @@ class FusionConfig(_Config):
     """pix2pixHD-like global fusion from the pasted feature map to RGB."""
 
     in_ch: int = 16  # must equal LocalConfig.feat_ch
+    # the (calibrated) sketch also reaches the fusion as extra input channels: a skip
+    # that carries fine geometry the lite component latents are too small to keep
+    # (0 in manifests written before it existed; the lite preset uses 1)
+    sketch_ch: int = 0
     base: int = 16  # channels of the last (full resolution) decoder layer
     n_down: int = 4
     n_res: int = 3
@@ -133,7 +140,7 @@ PRESETS: tuple[str, ...] = ("lite", "paper", "tiny")
 def preset(name: str) -> ModelConfig:
     """Named config: ``lite`` (shipped), ``paper`` (reference sizes), ``tiny`` (tests)."""
     if name == "lite":
-        return ModelConfig()
+        return ModelConfig(fusion=FusionConfig(sketch_ch=1))
     if name == "paper":
         # DeepFaceEditing: 512-1024-channel geometry latents, 64-channel component maps,
         # a pix2pixHD global generator; Cali-Sketch: a 64-channel 3-down / 9-res generator.
@@ -158,7 +165,14 @@ def preset(name: str) -> ModelConfig:
                 d_scales=3,
             ),
             fusion=FusionConfig(
-                in_ch=64, base=64, n_down=4, n_res=9, max_ch=1024, d_base=64, d_scales=3
+                in_ch=64,
+                sketch_ch=1,
+                base=64,
+                n_down=4,
+                n_res=9,
+                max_ch=1024,
+                d_base=64,
+                d_scales=3,
             ),
             up=UpConfig(ch=32, n_layers=4),
         )
@@ -183,7 +197,9 @@ def preset(name: str) -> ModelConfig:
                 d_layers=2,
                 d_scales=2,
             ),
-            fusion=FusionConfig(in_ch=4, base=4, n_down=2, n_res=1, max_ch=8, d_base=4, d_layers=2),
+            fusion=FusionConfig(
+                in_ch=4, sketch_ch=1, base=4, n_down=2, n_res=1, max_ch=8, d_base=4, d_layers=2
+            ),
             up=UpConfig(ch=4, n_layers=2),
         )
     raise ValueError(f"unknown preset {name!r}; choose from {PRESETS}")

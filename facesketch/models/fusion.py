@@ -22,7 +22,11 @@ __all__ = ["GlobalFusion", "MultiScaleDiscriminator", "Upsampler2x", "build_fusi
 
 
 class GlobalFusion(BaseNetwork):
-    """Pasted feature map (N, in_ch, S, S) -> RGB face (N, 3, S, S) in [-1, 1]."""
+    """Pasted feature map (N, in_ch, S, S) [+ sketch (N, sketch_ch, S, S)] -> RGB face.
+
+    The output is (N, 3, S, S) in [-1, 1].  With ``sketch_ch`` the canvas sketch is
+    concatenated to the feature map (a skip past the component bottlenecks).
+    """
 
     network = "fusion"
 
@@ -34,14 +38,13 @@ class GlobalFusion(BaseNetwork):
         ch = [channels(cfg.base, i, cfg.max_ch) for i in range(cfg.n_down + 1)]
         # the first conv already halves: full-resolution layers are what cost CPU time;
         # the input is concatenated again before the head so no fine detail is lost
-        down: list[nn.Module] = [conv_block(cfg.in_ch, ch[1], 3, 2)]
+        cin = cfg.in_ch + cfg.sketch_ch
+        down: list[nn.Module] = [conv_block(cin, ch[1], 3, 2)]
         down += [conv_block(ch[i], ch[i + 1], 3, 2) for i in range(1, cfg.n_down)]
         down += [ResBlock(ch[-1]) for _ in range(cfg.n_res)]
         down += [up_block(ch[i], ch[i - 1]) for i in range(cfg.n_down, 0, -1)]
         self.body = nn.Sequential(*down)
-        self.head = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + cfg.in_ch, 3, 3), nn.Tanh()
-        )
+        self.head = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + cin, 3, 3), nn.Tanh())
         self.init_weights()
 
     @property
@@ -49,11 +52,17 @@ class GlobalFusion(BaseNetwork):
         """Input sides must be multiples of this."""
         return 2**self.cfg.n_down
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+    def forward(self, feat: torch.Tensor, sketch: torch.Tensor | None = None) -> torch.Tensor:
         if feat.ndim != 4 or feat.shape[1] != self.cfg.in_ch:
             raise ValueError(
                 f"GlobalFusion expects (N, {self.cfg.in_ch}, H, W), got {tuple(feat.shape)}"
             )
+        if self.cfg.sketch_ch:
+            if sketch is None or sketch.shape[1] != self.cfg.sketch_ch:
+                raise ValueError(
+                    f"this GlobalFusion also needs the sketch (N, {self.cfg.sketch_ch}, H, W)"
+                )
+            feat = torch.cat([feat, sketch.to(feat.dtype)], dim=1)
         return self.head(torch.cat([self.body(feat), feat], dim=1))
 
     def manifest_config(self) -> dict:
@@ -93,5 +102,7 @@ class Upsampler2x(BaseNetwork):
 
 
 def build_fusion_discriminator(cfg: FusionConfig) -> MultiScaleDiscriminator:
-    """Multi-scale D for the fusion, conditional as in pix2pixHD: input is [feature map, RGB]."""
-    return MultiScaleDiscriminator(cfg.in_ch + 3, cfg.d_base, cfg.d_layers, cfg.d_scales)
+    """Multi-scale D for the fusion, conditional as in pix2pixHD: [feature map, RGB, sketch]."""
+    return MultiScaleDiscriminator(
+        cfg.in_ch + 3 + cfg.sketch_ch, cfg.d_base, cfg.d_layers, cfg.d_scales
+    )

@@ -210,8 +210,12 @@ def blank_local_windows(x: torch.Tensor, layout: FaceLayout, value: float) -> to
     return out
 
 
+#: what blanked windows hold: white paper in sketches, mid grey in photos
+SKETCH_BLANK, PHOTO_BLANK = 1.0, 0.0
+
+
 def component_input(
-    canvas: torch.Tensor, layout: FaceLayout, name: str, blank: float = 1.0
+    canvas: torch.Tensor, layout: FaceLayout, name: str, blank: float = SKETCH_BLANK
 ) -> torch.Tensor:
     """What component ``name``'s geometry encoders see of a canvas tensor (..., H, W).
 

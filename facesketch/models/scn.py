@@ -1,7 +1,9 @@
 """Cali-Sketch's Stroke Calibration Network G1: rough sketch in, clean sketch out.
 
 Encoder (``n_down`` stride-2 convs) - residual blocks - decoder, 1 channel in and
-out, tanh (white paper = +1).  Fully convolutional: train on crops, run on any
+out (white paper = +1).  With ``residual`` (the default) the decoder predicts a
+correction added to the rough sketch, its last conv zero-initialised, so an untrained
+calibrator is the identity rather than noise; otherwise a tanh output.  Fully convolutional: train on crops, run on any
 size divisible by 2**n_down.  Its discriminator D1 is :class:`PatchDiscriminator`.
 """
 
@@ -38,9 +40,14 @@ class StrokeCalibrator(BaseNetwork):
             layers.append(
                 up_block(channels(cfg.base, i, cfg.max_ch), channels(cfg.base, i - 1, cfg.max_ch))
             )
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(cfg.base, 1, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(cfg.base, 1, 7)]
+        if not cfg.residual:
+            layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
         self.init_weights()
+        if cfg.residual:
+            nn.init.zeros_(layers[-1].weight)
+            nn.init.zeros_(layers[-1].bias)
 
     @property
     def multiple(self) -> int:
@@ -56,7 +63,8 @@ class StrokeCalibrator(BaseNetwork):
             raise ValueError(
                 f"StrokeCalibrator: sides {h}x{w} must be multiples of {self.multiple}"
             )
-        return self.net(rough)
+        out = self.net(rough)
+        return (rough + out).clamp(-1.0, 1.0) if self.cfg.residual else out
 
     def manifest_config(self) -> dict:
         """The config stored in (and compared against) a weights manifest."""

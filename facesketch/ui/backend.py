@@ -66,9 +66,15 @@ class Backend:
         return import_style(path, name)
 
     def sketch_to_strokes(self, sketch: np.ndarray) -> list:
-        """A sketch image (already at canvas size) as editable vector strokes."""
+        """A sketch image (already at canvas size) as editable vector strokes.
+
+        A shaded pencil drawing is first reduced to its lines (as ``facesketch render``
+        does): its tone would vectorize into a scribble."""
+        from facesketch.engine.sketchify import drawing_to_lines, is_shaded_drawing
         from facesketch.sketch.vectorize import sketch_to_strokes
 
+        if is_shaded_drawing(sketch):
+            sketch = drawing_to_lines(sketch)
         return list(sketch_to_strokes(sketch))
 
     def photo_to_document(self, path: str, canvas: int) -> PhotoImport:

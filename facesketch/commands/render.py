@@ -30,8 +30,10 @@ APPEARANCE_OPTIONS: dict[str, str] = {
     "mouth": "mouth",
     "background": "background",
 }
-#: SCN strength for sketch images (projects carry their own).
-DEFAULT_SCN = 0.5
+#: SCN strength for sketch images (projects carry their own).  0: the shipped
+#: calibrator removes doubled strokes but still breaks clean lines into dashes (see
+#: resources/weights/scn.md); ask for it with --scn on rough drawings.
+DEFAULT_SCN = 0.0
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 

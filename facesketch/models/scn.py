@@ -3,8 +3,9 @@
 Encoder (``n_down`` stride-2 convs) - residual blocks - decoder, 1 channel in and
 out (white paper = +1).  With ``residual`` (the default) the decoder predicts a
 correction added to the rough sketch, its last conv zero-initialised, so an untrained
-calibrator is the identity rather than noise; otherwise a tanh output.  Fully convolutional: train on crops, run on any
-size divisible by 2**n_down.  Its discriminator D1 is :class:`PatchDiscriminator`.
+calibrator is the identity rather than noise; otherwise a tanh output.  Fully
+convolutional: train on crops, run on any size divisible by 2**n_down.  Its
+discriminator D1 is :class:`PatchDiscriminator`.
 """
 
 from __future__ import annotations

@@ -170,3 +170,57 @@ def test_the_ui_layer_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not _weights_present(), reason="no trained weights in resources/weights")
+def test_a_user_draws_drops_two_photos_cartoonizes_and_exports(qtbot, tmp_path, monkeypatch):
+    """The issue's whole flow, with the shipped networks and real alignment."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path))
+    # A failing step must not leave a modal "save changes?" box blocking the run.
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
+    backend = Backend()
+    service, make_request = _start_engine(backend, "cpu")
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    win = MainWindow(EngineClient(service, make_request), backend, settings, SAMPLES_DIR)
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    win.new_document()  # a blank canvas
+    assert not win.model.doc.strokes
+    c = win.model.doc.layout.canvas / 512  # draw on the layout of a 512 canvas
+    vp = win.canvas.viewport()
+    shapes = [
+        [(150, 120), (110, 260), (160, 420), (256, 470), (352, 420), (402, 260), (362, 120)],
+        [(140, 220), (170, 205), (200, 220), (170, 232), (140, 220)],  # left eye
+        [(310, 220), (340, 205), (370, 220), (340, 232), (310, 220)],  # right eye
+        [(270, 335), (240, 325), (252, 262)],  # nose, begun clear of window borders
+        [(205, 380), (256, 395), (307, 380), (256, 370), (205, 380)],  # mouth
+    ]
+    win.canvas.fit()  # the whole canvas on screen, whatever the window size
+    for shape in shapes:
+        pos = [win.canvas.scene_to_viewport(x * c, y * c) for x, y in shape]
+        qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=pos[0])
+        for p in pos[1:]:
+            qtbot.mouseMove(vp, p)
+        qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=pos[-1])
+    assert len(win.model.doc.strokes) == len(shapes)
+    qtbot.waitUntil(lambda: win.export_array("face") is not None, timeout=60_000)
+    before = win.export_array("face").copy()
+    samples = sorted(SAMPLES_DIR.glob("*.jpg"))
+    for component, photo in (("left_eye", samples[1]), ("mouth", samples[2])):
+        with qtbot.waitSignal(win.model.changed, timeout=60_000):
+            win.drop_photo(component, str(photo), 0)
+        assert tuple(win.model.slot(component).paths) == (str(photo),)
+    qtbot.waitUntil(lambda: not np.array_equal(win.export_array("face"), before), timeout=60_000)
+    win.cartoon.enabled.setChecked(True)
+    assert win.cartoon.style() is not None
+    qtbot.waitUntil(lambda: win.export_array("cartoon") is not None, timeout=60_000)
+    for kind in ("face", "cartoon"):
+        out = win.export_image(kind, tmp_path / f"{kind}.png")
+        assert out is not None and cv2.imread(str(out)).std() > 5  # a real image, not flat
+    service.shutdown() if hasattr(service, "shutdown") else None
+    win.model.modified = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -216,7 +217,11 @@ def test_appearance_codes_are_cached_and_interpolated(pipe, tmp_path):
     assert bank.encodes == 2 and "|" in key
 
 
-def test_reference_changes_colour_and_corrupt_reference_is_a_clear_error(pipe, tmp_path):
+def test_reference_changes_colour_and_corrupt_reference_is_a_clear_error(bundle, tmp_path):
+    # random tiny networks answer a new appearance with a trace of a grey level, which
+    # the mesh filter would smooth away: look at the raw output here (the shipped
+    # networks' visible change is tested below)
+    pipe = FacePipeline(bundle, "cpu", pattern_period=0)
     pipe.appearance._align = _fake_aligner
     sk = face_sketch()
     plain = pipe.render_sketch(sk, size=CANVAS)
@@ -319,3 +324,35 @@ def test_load_bundle_reads_exported_weights(tmp_path):
     (tmp_path / "up.json").unlink()
     with pytest.raises(WeightsError, match="no weights for up"):
         load_bundle(tmp_path, canvas=CANVAS)
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "weights"
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+
+
+@pytest.mark.skipif(not (SHIPPED / "fusion.json").is_file(), reason="no shipped weights")
+def test_shipped_networks_take_the_reference_colour(tmp_path):
+    """A red-tinted reference makes the face redder: the transfer a user sees."""
+    from facesketch.engine.models import load_bundle
+    from facesketch.sketch import load_project
+
+    pipe = FacePipeline(load_bundle(SHIPPED), "cpu")
+    sketch = load_project(SAMPLES / "demo.json").render_sketch(pipe.canvas)
+    photo = cv2.imread(str(SAMPLES / "sample-b.jpg")).astype(np.float32)
+    tinted = {}
+    for name, gain in (("red", (0.55, 0.75, 1.35)), ("blue", (1.35, 0.9, 0.6))):  # BGR gains
+        path = tmp_path / f"{name}.png"
+        cv2.imwrite(str(path), np.clip(photo * gain, 0, 255).astype(np.uint8))
+        tinted[name] = str(path)
+    faces = {
+        name: pipe.render_sketch(sketch, appearance={"face": Slot((path,))}).face
+        for name, path in tinted.items()
+    }
+    s = pipe.canvas
+    centre = (slice(s // 4, 3 * s // 4), slice(s // 4, 3 * s // 4))
+
+    def redness(face: np.ndarray) -> float:
+        rgb = face[centre].reshape(-1, 3).astype(np.float64).mean(0)
+        return float(rgb[0] - rgb[2])
+
+    assert redness(faces["red"]) > redness(faces["blue"]) + 20

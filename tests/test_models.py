@@ -198,3 +198,21 @@ def test_perceptual_loss_keeps_feature_net_out_of_state() -> None:
     a, b = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
     assert loss(a, a).item() == 0.0
     assert loss(a, b).item() > 0.0
+
+
+def test_periodic_pattern_filter_removes_the_mesh_and_keeps_the_image():
+    import math
+
+    from facesketch.models.filters import remove_periodic_pattern
+
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    image = (0.3 * (torch.sin(xx / 9) + torch.cos(yy / 11)) + 0.5)[None, None].expand(1, 3, 64, 64)
+    # a period-2 checkerboard plus a period-4 ripple, as strided transposed convs leave
+    mesh = 0.08 * ((-1.0) ** (xx + yy) + 0.5 * torch.cos(math.pi / 2 * xx))
+    inner = (..., slice(8, -8), slice(8, -8))
+    cleaned = remove_periodic_pattern(image + mesh)
+    assert (cleaned - image)[inner].abs().max() < 0.01 < mesh.abs().max()
+    assert (remove_periodic_pattern(image) - image)[inner].abs().max() < 0.01  # image kept
+    odd = torch.rand(2, 3, 30, 50)
+    assert remove_periodic_pattern(odd).shape == odd.shape
+    assert torch.equal(remove_periodic_pattern(odd, period=1), odd)  # off

@@ -199,17 +199,20 @@ def test_select_move_and_delete_strokes(qtbot, window):
     assert len(window.model.doc.strokes) == 2
 
 
-def test_dragging_a_component_window_moves_the_layout(qtbot, window):
-    win0 = window.model.doc.layout.window(NOSE)
+def _drag(qtbot, window, start, end) -> None:
     vp = window.canvas.viewport()
-    # grab the nose window by its top border, in the middle
-    start = (win0.x + win0.size / 2, win0.y)
-    end = (start[0] + 12, start[1] + 8)
     qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=window.canvas.scene_to_viewport(*start))
     for t in (0.3, 0.6, 1.0):
         p = (start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
         qtbot.mouseMove(vp, window.canvas.scene_to_viewport(*p))
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=window.canvas.scene_to_viewport(*end))
+
+
+def test_dragging_a_component_window_moves_the_layout(qtbot, window):
+    win0 = window.model.doc.layout.window(NOSE)
+    # grab the nose window by its name tab (top-left corner), with the pen still selected
+    start = (win0.x + 3, win0.y + 3)
+    _drag(qtbot, window, start, (start[0] + 12, start[1] + 8))
     moved = window.model.doc.layout.window(NOSE)
     assert (moved.x, moved.y) == (win0.x + 12, win0.y + 8)
     assert len(window.model.doc.strokes) == 0  # a window drag draws nothing
@@ -221,6 +224,21 @@ def test_dragging_a_component_window_moves_the_layout(qtbot, window):
     )
     window.model.undo()
     assert window.model.doc.layout.window(NOSE) == win0
+
+
+def test_the_pen_draws_across_window_borders_and_select_drags_them(qtbot, window):
+    win0 = window.model.doc.layout.window(NOSE)
+    # a pen stroke that starts on the nose window's top border draws; the window stays
+    mid = (win0.x + win0.size / 2, win0.y)
+    _drag(qtbot, window, mid, (mid[0] + 12, mid[1] + 8))
+    assert len(window.model.doc.strokes) == 1
+    assert window.model.doc.layout.window(NOSE) == win0
+    # with the select tool the border band grabs the window
+    window.set_tool(SELECT)
+    _drag(qtbot, window, (mid[0] + 20, mid[1]), (mid[0] + 10, mid[1] - 6))
+    moved = window.model.doc.layout.window(NOSE)
+    assert (moved.x, moved.y) == (win0.x - 10, win0.y - 6)
+    assert len(window.model.doc.strokes) == 1
 
 
 def _photo(tmp_path: Path, name: str) -> Path:

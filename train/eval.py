@@ -34,6 +34,7 @@ from facesketch.imaging import sketch_to_tensor, tensor_to_image, write_image
 from facesketch.layout import BACKGROUND, COMPONENTS, LOCAL_COMPONENTS, FaceLayout
 from facesketch.models import ComponentModel, GlobalFusion, StrokeCalibrator, Upsampler2x, preset
 from facesketch.models.config import FusionConfig, LocalConfig, SCNConfig
+from facesketch.models.filters import remove_periodic_pattern
 from facesketch.models.local import SKETCH_BLANK, component_input
 from facesketch.models.losses import mean_color
 
@@ -119,7 +120,8 @@ class Renderer:
                 m.E_sketch(component_input(sketch, self.layout, c, SKETCH_BLANK)), codes[c]
             )
         base = maps.pop(BACKGROUND)
-        return self.fusion(self.layout.paste_all(base, maps), sketch)
+        face = self.fusion(self.layout.paste_all(base, maps), sketch)
+        return remove_periodic_pattern(face)  # as the engine shows it
 
 
 def load_networks(dirs: list[Path]) -> tuple[Renderer, int]:

@@ -40,10 +40,11 @@ from facesketch.layout import (
     PASTE_ORDER,
     FaceLayout,
 )
+from facesketch.models.filters import DEFAULT_PERIOD, remove_periodic_pattern
 from facesketch.models.local import PHOTO_BLANK, SKETCH_BLANK, component_input
 
-#: Blank value of local windows in the background's input: white paper (+1) for
-#: sketches, mid-gray (0) for photos.
+#: Period of the mesh removed from the fusion output (0 turns the filter off).
+PATTERN_PERIOD = DEFAULT_PERIOD
 
 
 class RenderCancelled(Exception):
@@ -108,7 +109,9 @@ class FacePipeline:
         bundle: NetworkBundle,
         device: DeviceSpec | str = "cpu",
         feather: int | None = DEFAULT_FEATHER,
+        pattern_period: int = PATTERN_PERIOD,
     ) -> None:
+        self.pattern_period = pattern_period
         self.spec = device if isinstance(device, DeviceSpec) else select_device(device)
         self.bundle = bundle.to(self.spec.module)
         self.canvas = bundle.canvas
@@ -322,7 +325,7 @@ class FacePipeline:
                 sketch = self.spec.tensor(
                     sketch_to_tensor(self._calibrated_sketch(lay, self.canvas))
                 )
-            rgb = self.bundle.fusion(pasted, sketch)
+            rgb = remove_periodic_pattern(self.bundle.fusion(pasted, sketch), self.pattern_period)
             self._count("fusion")
             timings["fusion"] = (time.perf_counter() - t) * 1000
             if size != self.canvas:

@@ -141,6 +141,17 @@ class SketchCanvas(QGraphicsView):
                 item.setPos(w.x, w.y)
             item.setVisible(self._windows_visible)
 
+    def _window_at(self, pos: Any) -> WindowItem | None:
+        """The visible component window whose grab area is under viewport point ``pos``."""
+        for item in self.items(pos):
+            if isinstance(item, WindowItem) and item.isVisible():
+                return item
+        return None
+
+    def _refresh_windows(self) -> None:
+        for item in self._windows.values():
+            item.refresh()
+
     def set_windows_visible(self, visible: bool) -> None:
         """Show or hide the component window outlines."""
         self._windows_visible = visible
@@ -175,6 +186,7 @@ class SketchCanvas(QGraphicsView):
         self.viewport().setCursor(
             Qt.CursorShape.ArrowCursor if selecting else Qt.CursorShape.CrossCursor
         )
+        self._refresh_windows()  # the border band grabs only with the select tool
 
     def set_width(self, tool: str, width: float) -> None:
         """Pen or eraser width in canvas pixels."""
@@ -205,6 +217,7 @@ class SketchCanvas(QGraphicsView):
         """Set an absolute zoom factor (clamped to 0.1..16)."""
         factor = min(16.0, max(0.1, factor))
         self.setTransform(QTransform.fromScale(factor, factor))
+        self._refresh_windows()
         self.zoomChanged.emit(factor)
 
     def zoom_by(self, step: float) -> None:
@@ -214,6 +227,7 @@ class SketchCanvas(QGraphicsView):
     def fit(self) -> None:
         """Zoom so the whole paper is visible."""
         self.fitInView(self._paper, Qt.AspectRatioMode.KeepAspectRatio)
+        self._refresh_windows()
         self.zoomChanged.emit(self.zoom())
 
     def wheelEvent(self, event: Any) -> None:
@@ -257,9 +271,8 @@ class SketchCanvas(QGraphicsView):
             event.accept()
             return
         if event.button() == Qt.MouseButton.LeftButton and self.tool in (PEN, ERASER):
-            item = self.itemAt(event.position().toPoint())
-            if isinstance(item, WindowItem) and item.isVisible():
-                super().mousePressEvent(event)  # drag the window
+            if self._window_at(event.position().toPoint()) is not None:
+                super().mousePressEvent(event)  # drag the window by its tab
                 return
             self._begin_stroke(self.mapToScene(event.position().toPoint()))
             event.accept()

@@ -94,14 +94,19 @@ class StrokeItem(QGraphicsPathItem):
 
 
 class WindowItem(QGraphicsRectItem):
-    """A component window outline; dragging it asks the canvas to move the window."""
+    """A component window outline; dragging it asks the canvas to move the window.
+
+    Windows overlap where people draw most (the nose bridge crosses the eye windows'
+    borders), so with the pen or eraser only the name tab grabs the mouse; the select
+    tool also grabs the border band.
+    """
 
     def __init__(self, canvas: SketchCanvas, name: str, rect: QRectF) -> None:
         super().__init__(0, 0, rect.width(), rect.height())
         self.canvas, self.name = canvas, name
         self.setPos(rect.topLeft())
-        color = WINDOW_COLORS.get(name, QColor(120, 120, 120))
-        pen = QPen(color, 1.5)
+        self.color = WINDOW_COLORS.get(name, QColor(120, 120, 120))
+        pen = QPen(self.color, 1.5)
         pen.setStyle(Qt.PenStyle.DashLine)
         pen.setCosmetic(True)
         self.setPen(pen)
@@ -109,20 +114,57 @@ class WindowItem(QGraphicsRectItem):
         self.setZValue(Z_WINDOWS)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, True)
         self.setCursor(Qt.CursorShape.SizeAllCursor)
-        label = QGraphicsSimpleTextItem(COMPONENT_LABELS[name], self)
-        label.setBrush(color)
-        label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
-        label.setPos(3, 2)
+        self.setToolTip(
+            f"{COMPONENT_LABELS[name]} window: drag its name tab to move where this part is "
+            "rendered (or its border, with the select tool)"
+        )
+        self.label = QGraphicsSimpleTextItem(COMPONENT_LABELS[name], self)
+        self.label.setBrush(QColor(255, 255, 255))
+        self.label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        self.label.setAcceptedMouseButtons(Qt.MouseButton.NoButton)  # the tab takes the press
         self._press_pos = QPointF()
+        self.refresh()
 
-    def shape(self) -> QPainterPath:
-        # only the border band grabs the mouse, so one can draw inside the window
-        band = max(4.0, 8.0 / max(self.canvas.zoom(), 1e-3))
+    def _zoom(self) -> float:
+        return max(self.canvas.zoom(), 1e-3)
+
+    def tab_rect(self) -> QRectF:
+        """The name tab (item coordinates): label size in screen pixels, so divided by zoom."""
+        text = self.label.boundingRect()
+        z = self._zoom()
+        return QRectF(0, 0, (text.width() + 6) / z, (text.height() + 2) / z)
+
+    def _band(self) -> QPainterPath:
+        band = max(4.0, 8.0 / self._zoom())
         outer, inner = QPainterPath(), QPainterPath()
         r = self.rect()
         outer.addRect(r.adjusted(-band, -band, band, band))
         inner.addRect(r.adjusted(band, band, -band, -band))
         return outer.subtracted(inner)
+
+    def shape(self) -> QPainterPath:
+        path = QPainterPath()
+        path.addRect(self.tab_rect())
+        if self.canvas.tool == SELECT:
+            path = path.united(self._band())
+        return path
+
+    def boundingRect(self) -> QRectF:
+        return super().boundingRect().united(self._band().boundingRect())
+
+    def refresh(self) -> None:
+        """The hit area depends on zoom and tool: tell the scene it changed."""
+        self.prepareGeometryChange()
+        self.label.setPos(3.0 / self._zoom(), 1.0 / self._zoom())
+        self.update()
+
+    def paint(self, painter: QPainter, option: Any, widget: Any = None) -> None:
+        painter.setPen(self.pen())
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(self.rect())
+        tab = QColor(self.color)
+        tab.setAlpha(200)
+        painter.fillRect(self.tab_rect(), tab)
 
     def mousePressEvent(self, event: Any) -> None:
         self._press_pos = self.pos()

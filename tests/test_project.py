@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -164,8 +166,16 @@ def test_autosave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert sk.autosave_path(tmp_path / "mine.json") == named
     assert sk.autosave_path(tmp_path / "other" / "mine.json") != named
     os.utime(untitled, (1, 1))  # make it the older one
-    assert sk.find_autosaves() == [named, untitled]
+    assert sk.find_autosaves(left_behind_only=False) == [named, untitled]
+    assert sk.find_autosaves() == []  # this process still keeps both: not left behind
     assert sk.load_project(untitled) == doc
     sk.remove_autosave(tmp_path / "mine.json")
     sk.remove_autosave(tmp_path / "mine.json")  # no error when already gone
+    assert sk.find_autosaves(left_behind_only=False) == [untitled]
+    # the process that wrote it is gone (a crash): now it is offered for recovery
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    untitled.with_name(untitled.name + ".owner").write_text(str(child.pid))
     assert sk.find_autosaves() == [untitled]
+    sk.discard_autosave_file(untitled)
+    assert sorted(p.name for p in untitled.parent.iterdir()) == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -373,18 +375,33 @@ def test_close_with_unsaved_changes_asks(qtbot, window, monkeypatch):
     assert asked and window.isVisible()
 
 
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_autosave_and_recovery(qtbot, window, monkeypatch):
+    import facesketch.sketch as sk
+
     _draw(qtbot, window, [(15, 20), (30, 40)])
     window.autosave()
-    found = window.model.find_autosaves()
-    assert found
+    assert not window.model.find_autosaves()  # this session still keeps its own copy
+    (own,) = sk.find_autosaves(left_behind_only=False)
+    # the copy of a session that crashed: its process is gone
+    pid = _dead_pid()
+    crashed = own.with_name(f"untitled-{pid}.json")
+    own.rename(crashed)
+    crashed.with_name(crashed.name + ".owner").write_text(str(pid))
+    assert window.model.find_autosaves() == [crashed]
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.model.new(CANVAS)
     assert window.offer_recovery()
     assert len(window.model.doc.strokes) == 1 and window.model.modified
-    assert window.model.find_autosaves()  # still protected by this session's autosave
+    assert not crashed.exists() and not window.model.find_autosaves()
+    assert sk.find_autosaves(left_behind_only=False)  # protected by this session's autosave
     window.discard_autosave()
-    assert not window.model.find_autosaves()  # the recovered file is not offered again
+    assert not sk.find_autosaves(left_behind_only=False)
 
 
 def test_eraser_zoom_and_pan(qtbot, window):

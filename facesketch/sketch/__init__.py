@@ -31,6 +31,7 @@ from facesketch.sketch.document import (
 from facesketch.sketch.project import (
     ProjectError,
     autosave_path,
+    discard_autosave_file,
     find_autosaves,
     load_project,
     remove_autosave,
@@ -68,6 +69,7 @@ __all__ = [
     "SetScnStrength",
     "Stroke",
     "autosave_path",
+    "discard_autosave_file",
     "default_pen_width",
     "find_autosaves",
     "load_project",

@@ -303,20 +303,70 @@ def autosave_path(project_path: str | os.PathLike[str] | None = None) -> Path:
     return autosave_dir() / f"{stem}-{digest}{PROJECT_SUFFIX}"
 
 
+def _owner_file(autosave: Path) -> Path:
+    """Beside each autosave: the pid of the process that keeps it up to date."""
+    return autosave.with_name(autosave.name + ".owner")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (POSIX; elsewhere every owner counts as gone)."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix" or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, belongs to someone else
+    except OSError:
+        return False
+    return True
+
+
+def _owned_by_live_process(autosave: Path) -> bool:
+    try:
+        pid = int(_owner_file(autosave).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return False
+    return _alive(pid)
+
+
 def write_autosave(doc: Document, project_path: str | os.PathLike[str] | None = None) -> Path:
-    """Write the autosave copy of ``doc`` (atomically); returns its path."""
-    return save_project(doc, autosave_path(project_path))
+    """Write the autosave copy of ``doc`` (atomically); returns its path.
+
+    The owner file beside it says which process writes it, so a second running
+    instance does not offer (or delete) a sketch still being drawn.
+    """
+    path = save_project(doc, autosave_path(project_path))
+    owner = _owner_file(path)
+    if not owner.is_file() or owner.read_text(encoding="utf-8").strip() != str(os.getpid()):
+        owner.write_text(str(os.getpid()), encoding="utf-8")
+    return path
 
 
 def remove_autosave(project_path: str | os.PathLike[str] | None = None) -> None:
     """Delete the autosave copy (after a save or a clean exit); no error if there is none."""
-    autosave_path(project_path).unlink(missing_ok=True)
+    discard_autosave_file(autosave_path(project_path))
 
 
-def find_autosaves() -> list[Path]:
-    """Autosave copies left behind, newest first (for crash recovery)."""
+def discard_autosave_file(path: str | os.PathLike[str]) -> None:
+    """Delete one autosave copy and its owner file (recovered or discarded)."""
+    Path(path).unlink(missing_ok=True)
+    _owner_file(Path(path)).unlink(missing_ok=True)
+
+
+def find_autosaves(left_behind_only: bool = True) -> list[Path]:
+    """Autosave copies left behind, newest first (for crash recovery).
+
+    With ``left_behind_only`` (the default), copies that a running process (another
+    window, or this one) still keeps are not listed.
+    """
     folder = autosave_dir()
     if not folder.is_dir():
         return []
     found = [p for p in folder.glob(f"*{PROJECT_SUFFIX}") if p.is_file()]
+    if left_behind_only:
+        found = [p for p in found if not _owned_by_live_process(p)]
     return sorted(found, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)

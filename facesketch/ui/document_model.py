@@ -161,6 +161,9 @@ class DocumentModel(QObject):
     def find_autosaves(self) -> list[Path]:
         return list(sk.find_autosaves())
 
+    def discard_autosave_file(self, path: Path) -> None:
+        sk.discard_autosave_file(path)
+
     def recover(self, path: str | Path) -> None:
         """Open an autosaved copy as a modified, untitled document."""
         self.replace(sk.load_project(path), None, True)

@@ -186,7 +186,7 @@ class FileActions:
             | QMessageBox.StandardButton.Cancel,
         )
         if answer == QMessageBox.StandardButton.Discard:
-            newest.unlink(missing_ok=True)
+            self.model.discard_autosave_file(newest)
             return False
         if answer != QMessageBox.StandardButton.Yes:
             return False
@@ -195,7 +195,7 @@ class FileActions:
         except Exception as exc:
             self.show_error(f"could not recover {newest}: {exc}")  # type: ignore[attr-defined]
             return False
-        newest.unlink(missing_ok=True)  # its content now lives in this session's autosave
+        self.model.discard_autosave_file(newest)  # its content now lives in this session's autosave
         self.autosave()
         return True
 

@@ -1,6 +1,7 @@
 """The one training loop shared by every stage (SCN, local 1/2/3, fusion, up, CartoonGAN).
 
-A stage is a small :class:`Task`; this module owns everything else: config JSON +
+A stage is a small :class:`Task`; this module (with train.config and train.sampling)
+owns everything else: config JSON +
 ``--set key=value`` overrides, seeding, data loading (real or synthetic), devices
 (CPU threads = cores; one GPU with bf16/fp16 autocast; torchrun), checkpoint +
 resume, validation grids, ``log.csv``, tqdm, and export through
@@ -46,47 +47,29 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
-from facesketch.models.config import ModelConfig, merge_dict, preset
 from train.checkpoint import CsvLog, export, load_init, save_checkpoint, save_grid, set_rng_state
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "batch": 4,
-    "lr": 2e-4,
-    "betas": [0.5, 0.999],
-    "seed": 0,
-    "workers": 1,
-    "threads": 0,  # CPU threads; 0 = cores / processes
-    "max_steps": 200_000,
-    "max_minutes": 0,  # 0 = no time box
-    "log_every": 20,
-    "val_every": 500,
-    "ckpt_every": 200,
-    "val_images": 4,
-    "amp": "auto",  # auto: bf16 (or fp16 + GradScaler) on CUDA, off on CPU
-}
-
-
-def default_data_root() -> Path:
-    """--data default: $FACESKETCH_DATA, /work/cache/prepared, ~/.cache/facesketch/prepared."""
-    env = os.environ.get("FACESKETCH_DATA")
-    if env:
-        return Path(env)
-    work = Path("/work/cache/prepared")
-    return work if work.exists() else Path.home() / ".cache" / "facesketch" / "prepared"
+from train.config import (  # noqa: F401  (re-exported: stage scripts use loop.build_parser ...)
+    CONFIG_DIR,
+    TRAIN_DEFAULTS,
+    apply_overrides,
+    build_parser,
+    config_from_args,
+    default_data_root,
+    load_config,
+    model_config,
+    parse_value,
+)
+from train.sampling import make_loader, seed_everything, to_device, val_batch
 
 
 @dataclass
@@ -257,145 +240,6 @@ class Task:
         return {n for n, m in self.nets.items() if any(id(p) in owned for p in m.parameters())}
 
 
-# -- config ----------------------------------------------------------------------------
-def parse_value(text: str) -> Any:
-    """A --set value: JSON when it parses (numbers, true, lists), else the string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def apply_overrides(cfg: dict, pairs: list[str]) -> dict:
-    """Apply ``key.sub=value`` overrides (new dict); ValueError for a malformed pair."""
-    out = json.loads(json.dumps(cfg))
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set expects key=value, got {pair!r}")
-        key, value = pair.split("=", 1)
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"--set {key}: {p} is not a section")
-        node[parts[-1]] = parse_value(value)
-    return out
-
-
-def model_config(cfg: dict) -> ModelConfig:
-    """The network config of a run: ``preset`` with the ``model`` section merged in."""
-    base = preset(cfg.get("preset", "lite")).to_dict()
-    return ModelConfig.from_dict(merge_dict(base, cfg.get("model", {})))
-
-
-def load_config(path: Path | None, overrides: list[str]) -> dict:
-    """Read a config JSON, fill loop defaults, apply overrides."""
-    cfg: dict = json.loads(Path(path).read_text()) if path else {}
-    cfg = apply_overrides(cfg, overrides)
-    cfg["train"] = merge_dict(TRAIN_DEFAULTS, cfg.get("train", {}))
-    cfg.setdefault("data", {})
-    cfg.setdefault("task", {})
-    model_config(cfg)  # fail early on a bad model section
-    return cfg
-
-
-def build_parser(name: str, description: str) -> argparse.ArgumentParser:
-    """Arguments every stage script shares (stage scripts add their own)."""
-    ap = argparse.ArgumentParser(prog=f"python -m train.{name}", description=description)
-    ap.add_argument("--config", type=Path, default=CONFIG_DIR / f"{name}.json", help="config JSON")
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override, e.g. train.batch=8",
-    )
-    ap.add_argument("--run-dir", type=Path, default=None, help="default runs/<stage>")
-    ap.add_argument(
-        "--data", type=Path, default=None, help="prepared data root (default $FACESKETCH_DATA)"
-    )
-    ap.add_argument("--synthetic", action="store_true", help="tiny synthetic data (smoke runs)")
-    ap.add_argument("--max-steps", type=int, default=None, help="stop at this global step")
-    ap.add_argument("--max-minutes", type=float, default=None, help="time box for this invocation")
-    ap.add_argument(
-        "--init", nargs="*", type=Path, default=None, help="run dirs / ckpt.pt to load nets from"
-    )
-    ap.add_argument(
-        "--export", type=Path, default=None, help="export folder (default <run-dir>/export)"
-    )
-    ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
-    ap.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    ap.add_argument("--no-progress", action="store_true", help="no tqdm bar")
-    return ap
-
-
-def config_from_args(args: argparse.Namespace, extra: dict | None = None) -> dict:
-    """The run config from parsed args: config file, --set, then explicit flags."""
-    cfg = load_config(args.config if args.config and Path(args.config).exists() else None, args.set)
-    if extra:
-        cfg = merge_dict(cfg, extra)
-    if args.data:
-        cfg["data"]["root"] = str(args.data)
-    if args.synthetic:
-        cfg["data"]["synthetic"] = True
-    if args.max_steps is not None:
-        cfg["train"]["max_steps"] = args.max_steps
-    if args.max_minutes is not None:
-        cfg["train"]["max_minutes"] = args.max_minutes
-    return cfg
-
-
-# -- data order ------------------------------------------------------------------------
-class EpochSampler(Sampler[int]):
-    """Seeded permutation per epoch, sharded by rank, resumable at any position."""
-
-    def __init__(self, n: int, seed: int, epoch: int, start: int, rank: int, world: int) -> None:
-        self.n, self.seed, self.epoch, self.start, self.rank, self.world = (
-            n,
-            seed,
-            epoch,
-            start,
-            rank,
-            world,
-        )
-
-    def indices(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        perm = torch.randperm(self.n, generator=g).tolist()
-        return perm[self.rank :: self.world]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices()[self.start :])
-
-    def __len__(self) -> int:
-        return max(0, len(self.indices()) - self.start)
-
-
-def _worker_init(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move tensors in a (nested) batch to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 # -- the loop ------------------------------------------------------------------------
 class _Stop:
     """SIGTERM sets ``requested``; the loop checkpoints and leaves after the current step."""
@@ -405,27 +249,6 @@ class _Stop:
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.requested = True
-
-
-def _loader(ds: Dataset, cfg: dict, ctx: RunContext, epoch: int, start: int) -> DataLoader:
-    t = cfg["train"]
-    sampler = EpochSampler(len(ds), int(t["seed"]), epoch, start, ctx.rank, ctx.world)
-    return DataLoader(
-        ds,
-        batch_size=int(t["batch"]),
-        sampler=sampler,
-        num_workers=int(t["workers"]),
-        drop_last=True,
-        pin_memory=ctx.device.type == "cuda",
-        worker_init_fn=_worker_init,
-        persistent_workers=False,
-    )
-
-
-def _val_batch(ds: Dataset, n: int) -> dict:
-    from torch.utils.data import default_collate
-
-    return default_collate([ds[i] for i in range(min(n, len(ds)))])
 
 
 def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: str) -> Path:
@@ -485,7 +308,7 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
         print(f"[{task.name}] {msg}; run dir {run_dir}; device {ctx.device}", flush=True)
-    val = to_device(_val_batch(val_ds, int(t["val_images"])), ctx.device)
+    val = to_device(val_batch(val_ds, int(t["val_images"])), ctx.device)
     stop = _Stop()
     old_handler = signal.signal(signal.SIGTERM, stop) if ctx.is_main else None
     t0, start_elapsed, start_step = time.monotonic(), state["elapsed_s"], state["step"]
@@ -503,8 +326,14 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
 
     try:
         while state["step"] < max_steps and not stop.requested:
-            loader = _loader(
-                train_ds, cfg, ctx, state["epoch"], state["in_epoch"] * int(t["batch"])
+            loader = make_loader(
+                train_ds,
+                cfg["train"],
+                ctx.rank,
+                ctx.world,
+                ctx.device.type == "cuda",
+                state["epoch"],
+                state["in_epoch"] * int(t["batch"]),
             )
             for batch in loader:
                 t_step = time.monotonic()

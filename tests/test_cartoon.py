@@ -195,6 +195,28 @@ def test_stylize_channel_order() -> None:
     assert np.abs(out[..., 0].astype(int) - rgb[..., 0]).max() <= 1
 
 
+class _AddMesh(nn.Module):
+    """An identity that leaves a 4-px mesh, as strided up-convolutions do."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        return x + 0.1 * (((yy // 2 + xx // 2) % 2) * 2 - 1).float()
+
+
+def test_a_style_that_names_its_mesh_gets_it_removed() -> None:
+    yy, xx = np.mgrid[0:64, 0:64]
+    smooth = (128 + 60 * np.sin(xx / 10.0) * np.cos(yy / 13.0)).astype(np.uint8)
+    rgb = np.stack([smooth] * 3, -1)
+    inner = (slice(8, -8), slice(8, -8))
+    raw = C.stylize(rgb, _style(_AddMesh()))
+    style = _style(_AddMesh())
+    style.manifest = {"mesh_period": 4}
+    cleaned = C.stylize(rgb, style)
+    assert np.abs(raw.astype(int) - rgb)[inner].mean() > 8  # the mesh is there
+    assert np.abs(cleaned.astype(int) - rgb)[inner].max() <= 3  # and gone
+
+
 @pytest.mark.data
 @pytest.mark.slow
 def test_hayao_matches_authors_output(style_home: Path) -> None:

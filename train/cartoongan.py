@@ -39,6 +39,7 @@ from facesketch.models.cartoon import (
     CartoonGenerator,
     cartoon_preset,
 )
+from facesketch.models.filters import DEFAULT_PERIOD
 from train import loop
 from train.edge_smooth import IMAGE_SUFFIXES, edge_smooth
 
@@ -286,7 +287,9 @@ class CartoonTask(loop.Task):
 
     def exports(self) -> list[loop.Export]:
         stem = f"cartoon-{self.tcfg.get('style_name', 'anime')}"
-        return [loop.Export(stem, self.G, "cartoon", self.model_cfg.to_dict())]
+        # the two strided up-convolutions leave a 4-px mesh that stylize() filters out
+        extra = {"mesh_period": DEFAULT_PERIOD}
+        return [loop.Export(stem, self.G, "cartoon", self.model_cfg.to_dict(), extra)]
 
 
 def contact_sheet(

@@ -123,6 +123,7 @@ def export(
             "hardware": hardware,
             "metrics": metrics,
             "notes": f"train.{task.name}; config {json.dumps(cfg, sort_keys=True)}",
+            **e.extra,
         }
         state = {k: v.detach().cpu() for k, v in e.module.state_dict().items()}
         written.append(save_weights(state, out_dir / f"{e.stem}.safetensors", manifest))

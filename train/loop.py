@@ -49,7 +49,7 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class Export:
     module: nn.Module
     network: str  # manifest network name: scn, local/<component>, fusion, up, cartoon
     config: dict
+    extra: dict = field(default_factory=dict)  # more manifest keys (e.g. mesh_period)
 
 
 class RunContext:

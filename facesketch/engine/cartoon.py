@@ -26,6 +26,7 @@ import torch
 from facesketch.engine.devices import DeviceSpec, select_device
 from facesketch.imaging import as_rgb, image_to_tensor, tensor_to_image
 from facesketch.models.cartoon import CartoonConfig, CartoonGenerator
+from facesketch.models.filters import remove_periodic_pattern
 
 #: Manifest ``network`` value of every style.
 NETWORK = "cartoon"
@@ -337,7 +338,9 @@ def stylize(
         x = x.flip(1)
     with torch.inference_mode():
         y = st.generator(st.spec.tensor(x))
-    y = y[:, :, :h, :w].float()
+        # styles trained here say which transposed-conv mesh to remove; imported ones none
+        y = remove_periodic_pattern(y.float(), int(st.manifest.get("mesh_period", 0)))
+    y = y[:, :, :h, :w]
     if st.input_order == "bgr":
         y = y.flip(1)
     return tensor_to_image(y)[0]

@@ -56,3 +56,16 @@ def test_prepare_lists_failures_and_resumes(tiny_data, tmp_path):
     assert -1.0 <= float(sample["image"].min()) and float(sample["image"].max()) <= 1.0
     assert set(np.unique(sample["mask"].numpy())) <= {0.0, 1.0}
     assert sample["sketch"].shape == (1, 256, 256)
+
+
+def test_prepare_with_worker_processes_matches_in_process(tiny_data, tmp_path):
+    import torch
+
+    torch.ones(64, 64) @ torch.ones(64, 64)  # torch's threads are up, as in a real session
+    kw = dict(sources=("hq",), sketcher=_fake_sketcher, progress=False)
+    solo = prepare(tiny_data, tmp_path / "solo", workers=0, **kw)
+    pooled = prepare(tiny_data, tmp_path / "pooled", workers=2, **kw)
+    assert (pooled["items"], pooled["failures"]) == (solo["items"], solo["failures"]) == (2, 2)
+    for name in sorted((tmp_path / "solo" / "256" / "img").iterdir()):
+        twin = tmp_path / "pooled" / "256" / "img" / name.name
+        assert np.array_equal(cv2.imread(str(name)), cv2.imread(str(twin)))

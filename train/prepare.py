@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import multiprocessing
 import os
 import re
 import sys
@@ -31,7 +32,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +186,10 @@ def _pool_map(fn: Callable[[Item], dict], items: list[Item], init_args: tuple, w
         _init_worker(*init_args)
         yield from map(fn, items)
         return
-    with Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+    # spawn, not fork: a forked child inherits the parent's thread pools (torch's OpenMP,
+    # dlib) in whatever state they were, which can deadlock; spawn costs a second per worker
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
         yield from pool.imap_unordered(fn, items, chunksize=4)
 
 

@@ -27,6 +27,7 @@ from facesketch.engine.devices import DeviceSpec, select_device
 from facesketch.imaging import as_rgb, image_to_tensor, tensor_to_image
 from facesketch.models.cartoon import CartoonConfig, CartoonGenerator
 from facesketch.models.filters import remove_periodic_pattern
+from facesketch.sketch.project import user_data_dir
 
 #: Manifest ``network`` value of every style.
 NETWORK = "cartoon"
@@ -35,7 +36,6 @@ SHIPPED_PREFIX = "cartoon-"
 #: The project's own style, trained by ``train/cartoongan.py``.
 DEFAULT_STYLE = "anime"
 #: Where user styles go: ``$FACESKETCH_HOME/styles``, else ~/.local/share/facesketch/styles.
-HOME_ENV = "FACESKETCH_HOME"
 #: Generators need sizes divisible by their two stride-2 stages.
 SIZE_MULTIPLE = 4
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -59,10 +59,8 @@ class Style:
 
 # -- where styles are ---------------------------------------------------------------
 def styles_dir() -> Path:
-    """The user's styles folder (not created here)."""
-    home = os.environ.get(HOME_ENV, "").strip()
-    base = Path(home) if home else Path.home() / ".local" / "share" / "facesketch"
-    return base / "styles"
+    """The user's styles folder (not created here), beside the autosaves."""
+    return user_data_dir() / "styles"
 
 
 def _shipped_dir() -> Path:

@@ -140,3 +140,28 @@ def test_shaded_drawings_become_lines_first(tiny_networks, tmp_path, monkeypatch
     assert cli.main([*args, "--size", str(SIZE), "--lines", mode]) == 0
     # only the shaded drawing, at the networks' canvas; the line sketch goes as drawn
     assert calls == [(TINY.canvas, TINY.canvas)] * expected
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "sample-d.jpg"
+
+
+def test_geometry_from_a_photo_changes_only_the_chosen_parts(tiny_networks, tmp_path, capsys):
+    from facesketch.layout import FaceLayout
+
+    src = str(project(tmp_path))
+    plain, shaped = tmp_path / "plain.png", tmp_path / "shaped.png"
+    assert cli.main(["render", src, "-o", str(plain), "--size", str(SIZE)]) == 0
+    args = ["render", src, "-o", str(shaped), "--size", str(SIZE)]
+    assert cli.main([*args, "--geometry-photo", str(SAMPLE), "--geometry-parts", "nose"]) == 0
+    diff = np.abs(read_image(shaped).astype(int) - read_image(plain).astype(int)).sum(-1)
+    rows, cols = FaceLayout.default(SIZE).window("nose").slices
+    inside = np.zeros(diff.shape, bool)
+    inside[rows, cols] = True
+    assert diff[inside].mean() > 3 * diff[~inside].mean() > 0  # the nose took the photo's shape
+    capsys.readouterr()
+    assert cli.main([*args, "--geometry-parts", "nose"]) == 2  # no photo named
+    assert "--geometry-photo" in capsys.readouterr().err
+    flat = tmp_path / "wall.png"
+    cv2.imwrite(str(flat), np.full((200, 200, 3), 120, np.uint8))
+    assert cli.main([*args, "--geometry-photo", str(flat)]) == 2
+    assert "no face" in capsys.readouterr().err

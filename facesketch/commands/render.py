@@ -44,6 +44,17 @@ def _unit(text: str) -> float:
     return v
 
 
+def _parts(text: str) -> tuple[str, ...]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if names == ["all"]:
+        return tuple(APPEARANCE_OPTIONS.values())
+    unknown = [n for n in names if n not in APPEARANCE_OPTIONS]
+    if unknown or not names:
+        choices = ", ".join(APPEARANCE_OPTIONS)
+        raise argparse.ArgumentTypeError(f"expected 'all' or some of {choices}; got {text!r}")
+    return tuple(APPEARANCE_OPTIONS[n] for n in names)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``facesketch render``."""
     parser.add_argument(
@@ -102,6 +113,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "on", "off"),
         default="auto",
         help="turn a shaded pencil drawing into a line sketch first (auto: when it is shaded)",
+    )
+    parser.add_argument(
+        "--geometry-photo",
+        type=Path,
+        metavar="PHOTO",
+        help="take the shape of --geometry-parts from this face photo (through E_image) "
+        "instead of the sketch",
+    )
+    parser.add_argument(
+        "--geometry-parts",
+        type=_parts,
+        default=None,
+        metavar="PARTS",
+        help="with --geometry-photo: comma-separated parts (left-eye, right-eye, nose, mouth, "
+        "background) or 'all' (default); the other parts follow the sketch",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--weights", type=Path, help="weights folder (default: the shipped ones)")
@@ -172,7 +198,22 @@ def _output_paths(inputs: list[Path], out: Path) -> list[Path]:
     ]
 
 
-def _render_one(pipe: Any, path: Path, args: argparse.Namespace, overrides: dict) -> tuple:
+def _geometry(args: argparse.Namespace, canvas: int) -> dict[str, Any]:
+    """Render keywords for --geometry-photo: the aligned photo and the parts it shapes."""
+    if args.geometry_photo is None:
+        if args.geometry_parts is not None:
+            raise ValueError("--geometry-parts needs --geometry-photo")
+        return {}
+    from facesketch.engine.appearance import align_reference
+
+    parts = args.geometry_parts or tuple(APPEARANCE_OPTIONS.values())
+    photo = align_reference(args.geometry_photo, canvas).image
+    return {"geometry_photo": photo, "photo_components": parts}
+
+
+def _render_one(
+    pipe: Any, path: Path, args: argparse.Namespace, overrides: dict, geometry: dict
+) -> tuple:
     """(PipelineOutput, note) for one input; raises with a clear message when it cannot."""
     from facesketch.engine.sketchify import drawing_to_lines, is_shaded_drawing
     from facesketch.imaging import read_sketch
@@ -182,7 +223,7 @@ def _render_one(pipe: Any, path: Path, args: argparse.Namespace, overrides: dict
 
         doc = load_project(path)
         doc.appearance = {**doc.appearance, **overrides}
-        return pipe.render(doc.snapshot(), size=args.size, scn_strength=args.scn), ""
+        return pipe.render(doc.snapshot(), size=args.size, scn_strength=args.scn, **geometry), ""
     note = ""
     sketch = read_sketch(path)
     photo = args.align_with or (None if args.no_auto_align else paired_photo(path))
@@ -195,7 +236,10 @@ def _render_one(pipe: Any, path: Path, args: argparse.Namespace, overrides: dict
         sketch = drawing_to_lines(prepare_sketch(sketch, pipe.canvas))
         note = ", ".join(filter(None, [note, "lines taken from a shaded drawing"]))
     strength = DEFAULT_SCN if args.scn is None else args.scn
-    return pipe.render_sketch(sketch, None, overrides, size=args.size, scn_strength=strength), note
+    out = pipe.render_sketch(
+        sketch, None, overrides, size=args.size, scn_strength=strength, **geometry
+    )
+    return out, note
 
 
 def run(args: argparse.Namespace) -> int:
@@ -214,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
         outputs = _output_paths(list(args.inputs), args.output)
         pipe = _make_pipeline(args)
         overrides = _appearance_overrides(args)
+        geometry = _geometry(args, pipe.canvas)
         style = _load_style(args.cartoon, pipe) if args.cartoon else None
     except Exception as exc:  # weights, device, style: nothing can run
         print(f"error: {exc}", file=sys.stderr)
@@ -228,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for src, dst in bar:
         try:
-            out, note = _render_one(pipe, src, args, overrides)
+            out, note = _render_one(pipe, src, args, overrides, geometry)
             face = out.face
             write_image(dst, face)
             if style is not None:

@@ -44,6 +44,7 @@ class Slot:
 
     paths: tuple[str, ...] = ()
     mix: float = 0.5
+    shape: bool = False
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +238,28 @@ def test_reference_changes_colour_and_corrupt_reference_is_a_clear_error(bundle,
     again = pipe.render_sketch(sk, appearance=ref, size=CANVAS)
     np.testing.assert_array_equal(again.face, styled.face)
     assert again.recomputed == []
+
+
+def test_a_slot_with_shape_lends_its_photo_geometry(pipe, tmp_path):
+    pipe.appearance._align = _fake_aligner
+    sk = face_sketch()
+    photo = _write_photo(tmp_path / "ref.png", (200, 60, 60))
+    looks = pipe.render_sketch(sk, appearance={"nose": Slot((photo,))}, size=CANVAS)
+    shaped = pipe.render_sketch(sk, appearance={"nose": Slot((photo,), shape=True)}, size=CANVAS)
+    assert shaped.recomputed == ["nose"]  # only the nose's geometry source changed
+    assert not np.array_equal(shaped.face, looks.face)
+    # the same as asking for that photo's geometry explicitly
+    aligned = _fake_aligner(photo, CANVAS).image
+    fresh = FacePipeline(pipe.bundle, "cpu")
+    fresh.appearance._align = _fake_aligner
+    explicit = fresh.render_sketch(
+        sk,
+        appearance={"nose": Slot((photo,))},
+        size=CANVAS,
+        geometry_photo=aligned,
+        photo_components=("nose",),
+    )
+    np.testing.assert_array_equal(explicit.face, shaped.face)
 
 
 def test_slot_for_prefers_component_then_face():

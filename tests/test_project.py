@@ -30,6 +30,7 @@ def rich_doc(photo_dir: Path) -> sk.Document:
         appearance={
             "nose": sk.AppearanceSlot((str(photo_dir / "a.jpg"), "/elsewhere/b.jpg"), 0.3),
             "face": sk.AppearanceSlot((), 0.5),
+            "mouth": sk.AppearanceSlot((str(photo_dir / "c.jpg"),), 0.5, shape=True),
         },
         scn_strength=0.6,
         background_image=bg,
@@ -48,6 +49,8 @@ def test_round_trip(tmp_path: Path) -> None:
     assert data["format"] == FORMAT and data["version"] == VERSION
     # References beside the project are stored relative to it, so they move with it.
     assert data["appearance"]["nose"]["paths"][0] == "photos/a.jpg"
+    slots = data["appearance"]
+    assert slots["mouth"]["shape"] is True and "shape" not in slots["nose"]
 
 
 def test_project_moves_with_its_photos(tmp_path: Path) -> None:

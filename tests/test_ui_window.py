@@ -283,6 +283,31 @@ def test_dropping_a_photo_on_a_slot_sets_its_appearance(qtbot, window):
     assert window.model.slot("nose") is None or not window.model.slot("nose").paths
 
 
+def test_a_slot_can_lend_its_photo_shape(qtbot, window):
+    photo = _photo(Path(window.settings.get("last_dir")), "ref_shape.png")
+    slot = window.appearance.slots["mouth"]
+    assert not slot.shape.isEnabled()  # nothing to take a shape from yet
+    with qtbot.waitSignal(window.model.changed, timeout=5000):
+        _drop(slot.first, photo)
+    assert slot.shape.isEnabled() and not window.model.slot("mouth").shape
+    slot.shape.click()  # the mouth now takes the photo's shape, not the strokes'
+    assert window.model.slot("mouth").shape
+    qtbot.waitUntil(
+        lambda: (
+            bool(window.service.requests)
+            and window.service.requests[-1][0].appearance["mouth"].shape
+        )
+    )
+    other = _photo(Path(window.settings.get("last_dir")), "ref_shape_b.png")
+    with qtbot.waitSignal(window.model.changed, timeout=5000):
+        _drop(slot.second, other)  # other slot edits keep it
+    assert window.model.slot("mouth").shape and slot.shape.isChecked()
+    window.model.undo()
+    window.model.undo()
+    assert not window.model.slot("mouth").shape and not slot.shape.isChecked()
+    assert tuple(window.model.slot("mouth").paths) == (str(photo),)
+
+
 def test_dropping_a_photo_on_the_canvas_uses_the_component_under_it(qtbot, window):
     photo = _photo(Path(window.settings.get("last_dir")), "ref_c.png")
     with qtbot.waitSignal(window.model.changed, timeout=5000):

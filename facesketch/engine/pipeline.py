@@ -207,6 +207,7 @@ class FacePipeline:
         lay = (layout or FaceLayout.default(self.canvas)).scaled(self.canvas)
         sk = prepare_sketch(np.asarray(sketch), self.canvas)
         photo = self._check_photo(geometry_photo, photo_components)
+        shapes = self._shape_sources(appearance, photo, photo_components)
 
         t = time.perf_counter()
         codes = {}
@@ -218,12 +219,13 @@ class FacePipeline:
         recomputed: list[str] = []
         t = time.perf_counter()
         sk_t = sketch_to_tensor(sk)
-        photo_t = image_to_tensor(photo) if photo is not None else None
         with torch.inference_mode():
             for name in COMPONENTS:
                 crop = component_input(sk_t, lay, name, SKETCH_BLANK)
-                use_photo = photo_t is not None and name in photo_components
-                src = component_input(photo_t, lay, name, PHOTO_BLANK) if use_photo else None
+                shape = shapes.get(name)
+                src = None
+                if shape is not None:
+                    src = component_input(image_to_tensor(shape), lay, name, PHOTO_BLANK)
                 win = lay.window(name)
                 key = _digest(
                     crop.numpy(),
@@ -280,6 +282,27 @@ class FacePipeline:
             if self.bundle.components[name].image is None:
                 raise ValueError(f"the {name} networks have no photo geometry encoder (E_image)")
         return photo
+
+    def _shape_sources(
+        self, appearance: Mapping[str, Any] | None, photo: np.ndarray | None, parts: Collection[str]
+    ) -> dict[str, np.ndarray]:
+        """Aligned photo whose shape each part takes instead of the strokes' (if any).
+
+        An explicit geometry photo wins; otherwise a slot with ``shape`` set lends its
+        first photo to the parts it applies to.
+        """
+        out = {name: photo for name in parts} if photo is not None else {}
+        for name in COMPONENTS:
+            slot = slot_for(appearance, name)
+            if name in out or slot is None or not getattr(slot, "shape", False):
+                continue
+            paths = tuple(getattr(slot, "paths", ()) or ())
+            if not paths:
+                continue
+            if self.bundle.components[name].image is None:
+                raise ValueError(f"the {name} networks have no photo geometry encoder (E_image)")
+            out[name] = self.appearance.reference(paths[0]).image
+        return out
 
     def _run_branch(
         self,

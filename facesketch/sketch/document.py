@@ -104,11 +104,13 @@ class AppearanceSlot:
     """Reference photos chosen for one component (or the whole face).
 
     With two photos their appearance codes are interpolated: ``mix`` 0 is the first,
-    1 the second.  Zero photos means "the default appearance".
+    1 the second.  Zero photos means "the default appearance".  ``shape``: the part
+    also takes its shape from the first photo (through E_image) instead of the strokes.
     """
 
     paths: tuple[str, ...] = ()
     mix: float = 0.5
+    shape: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.paths, (str, bytes)):
@@ -123,6 +125,7 @@ class AppearanceSlot:
             raise ValueError(f"appearance mix must be within 0..1, got {self.mix!r}")
         object.__setattr__(self, "paths", paths)
         object.__setattr__(self, "mix", mix)
+        object.__setattr__(self, "shape", bool(self.shape))
 
 
 def check_appearance_key(key: str) -> str:

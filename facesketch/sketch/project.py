@@ -114,7 +114,11 @@ def document_to_dict(doc: Document, base: Path | None = None) -> dict[str, Any]:
         "layout": doc.layout.to_dict(),
         "scn_strength": float(doc.scn_strength),
         "appearance": {
-            key: {"paths": [_encode_path(p, base) for p in slot.paths], "mix": slot.mix}
+            key: {
+                "paths": [_encode_path(p, base) for p in slot.paths],
+                "mix": slot.mix,
+                **({"shape": True} if slot.shape else {}),
+            }
             for key, slot in sorted(doc.appearance.items())
         },
         "background": None if bg is None else {"png": _encode_png(bg)},
@@ -225,8 +229,12 @@ def document_from_dict(data: Any, base: Path | None = None) -> Document:
         if not all(isinstance(p, str) for p in paths):
             raise ValueError(f"{where}.paths: expected a list of file paths")
         mix = _field(slot, "mix", (int, float), where)
+        shape = slot.get("shape", False)  # optional: files from before it existed lack it
+        if not isinstance(shape, bool):
+            raise ValueError(f"{where}.shape: expected true or false")
         try:
-            appearance[key] = AppearanceSlot(tuple(_decode_path(p, base) for p in paths), mix)
+            paths_t = tuple(_decode_path(p, base) for p in paths)
+            appearance[key] = AppearanceSlot(paths_t, mix, shape)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
     scn = _field(data, "scn_strength", (int, float), "project")

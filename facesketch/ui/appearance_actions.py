@@ -27,7 +27,13 @@ class AppearanceActions:
     def on_mix_changed(self, slot: str, mix: float) -> None:
         current = self.model.slot(slot)
         if current is not None and len(current.paths) == 2:
-            self.model.set_appearance(slot, tuple(current.paths), mix)
+            self.model.set_appearance(slot, tuple(current.paths), mix, current.shape)
+
+    def on_shape_changed(self, slot: str, on: bool) -> None:
+        """The slot's part takes its shape from the first photo (or from the strokes again)."""
+        current = self.model.slot(slot)
+        if current is not None and current.paths and bool(current.shape) != on:
+            self.model.set_appearance(slot, tuple(current.paths), current.mix, on)
 
     def show_appearance(self) -> None:
         """Show every slot with the aligned crops known so far (fetch missing ones)."""
@@ -35,6 +41,7 @@ class AppearanceActions:
             current = self.model.slot(slot)
             paths = tuple(current.paths) if current is not None else ()
             mix = float(current.mix) if current is not None else 0.0
+            shape = bool(current.shape) if current is not None else False
             thumbs = {}
             for p in paths:
                 crops = self.ref_thumbs.get(p)
@@ -44,7 +51,7 @@ class AppearanceActions:
                     crop = crops.get(slot, crops.get("face"))
                     if crop is not None:
                         thumbs[p] = scaled_pixmap(crop, THUMB_SIDE)
-            self.appearance.show_slot(slot, paths, mix, thumbs)
+            self.appearance.show_slot(slot, paths, mix, thumbs, shape)
 
     # -- appearance photos ---------------------------------------------------------------
     def drop_photo(self, slot: str, path: str, index: int = 0) -> None:
@@ -94,5 +101,6 @@ class AppearanceActions:
             paths = (old[0], path)
         # a newly added second photo starts half-mixed, so the change is visible
         mix = float(current.mix) if len(old) == 2 and len(paths) == 2 else 0.5
-        self.model.set_appearance(slot, paths, mix)
+        shape = bool(current.shape) if current is not None else False
+        self.model.set_appearance(slot, paths, mix, shape)
         self.statusBar().showMessage(f"{Path(path).name} → {slot.replace('_', ' ')}", 5000)

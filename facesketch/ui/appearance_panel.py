@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QMimeData, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -106,12 +107,19 @@ class SlotWidget(QFrame):
         self.clear_button.setText("✕")
         self.clear_button.setToolTip(f"Clear the {SLOT_LABELS[slot].lower()} appearance")
         self.clear_button.setEnabled(False)
+        self.shape = QCheckBox("shape")
+        self.shape.setToolTip(
+            "Also take the shape from the first photo (its image encoder) instead of your "
+            "strokes; untick to draw it again"
+        )
+        self.shape.setEnabled(False)
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
         grid.setSpacing(3)
         head = QHBoxLayout()
         head.addWidget(title)
         head.addStretch(1)
+        head.addWidget(self.shape)
         head.addWidget(self.clear_button)
         grid.addLayout(head, 0, 0, 1, 2)
         grid.addWidget(self.first, 1, 0)
@@ -121,6 +129,7 @@ class SlotWidget(QFrame):
         self.second.dropped.connect(lambda p: panel.photoDropped.emit(slot, p, 1))
         self.mix.sliderReleased.connect(lambda: panel.mixChanged.emit(slot, self.mix.value() / 100))
         self.clear_button.clicked.connect(lambda: panel.slotCleared.emit(slot))
+        self.shape.toggled.connect(lambda on: panel.shapeChanged.emit(slot, on))
         self._panel = panel
 
     def dragEnterEvent(self, event: Any) -> None:
@@ -168,6 +177,7 @@ class AppearancePanel(QWidget):
     photoDropped = Signal(str, str, int)  # slot, file path, index (0 first, 1 second)
     mixChanged = Signal(str, float)
     slotCleared = Signal(str)
+    shapeChanged = Signal(str, bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -194,7 +204,12 @@ class AppearancePanel(QWidget):
         box.addStretch(1)
 
     def show_slot(
-        self, slot: str, paths: tuple[str, ...], mix: float, thumbs: dict[str, QPixmap]
+        self,
+        slot: str,
+        paths: tuple[str, ...],
+        mix: float,
+        thumbs: dict[str, QPixmap],
+        shape: bool = False,
     ) -> None:
         """Display a slot's references (``thumbs`` maps path to aligned-crop pixmap)."""
         w = self.slots[slot]
@@ -208,3 +223,7 @@ class AppearancePanel(QWidget):
         w.mix.setValue(round(mix * 100) if len(paths) == 2 else 0)
         w.mix.blockSignals(False)
         w.clear_button.setEnabled(bool(paths))
+        w.shape.setEnabled(bool(paths))
+        w.shape.blockSignals(True)
+        w.shape.setChecked(bool(paths) and shape)
+        w.shape.blockSignals(False)

@@ -106,8 +106,11 @@ class DocumentModel(QObject):
         """The appearance slot ``key`` (component name or "face"), or None."""
         return self.doc.appearance.get(key)
 
-    def set_appearance(self, key: str, paths: tuple[str, ...], mix: float) -> None:
-        self._push(sk.SetAppearance(key, sk.AppearanceSlot(tuple(paths), float(mix))))
+    def set_appearance(
+        self, key: str, paths: tuple[str, ...], mix: float, shape: bool = False
+    ) -> None:
+        slot = sk.AppearanceSlot(tuple(paths), float(mix), bool(shape))
+        self._push(sk.SetAppearance(key, slot))
 
     def clear_appearance(self, key: str) -> None:
         if self.slot(key) is not None:

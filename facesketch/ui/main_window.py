@@ -234,6 +234,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         c.photoDropped.connect(self.drop_photo)
         self.appearance.photoDropped.connect(self.drop_photo)
         self.appearance.mixChanged.connect(self.on_mix_changed)
+        self.appearance.shapeChanged.connect(self.on_shape_changed)
         self.appearance.slotCleared.connect(m.clear_appearance)
         self.cartoon.settingsChanged.connect(self.schedule_render)
         self.cartoon.importRequested.connect(self.import_style_dialog)

@@ -195,3 +195,30 @@ def test_torchrun_trains_with_ddp(tmp_path: Path) -> None:
         == 0
     )
     _torchrun("train.fusion", tmp_path / "j", ["--stage", "joint", "--init", str(tmp_path / "f")])
+
+
+def _stop_vote(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    from train.loop import RunContext, _any_rank
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    ctx = RunContext({"train": {"threads": 1, "amp": "off"}}, "cpu")
+    votes = [_any_rank(rank == 1, ctx), _any_rank(False, ctx)]
+    Path(out, f"{rank}.txt").write_text(json.dumps(votes))
+    dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+def test_a_stop_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
+    # SIGTERM or the time box may reach one rank a step before the others: they vote
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_stop_vote, args=(2, port, str(tmp_path)), nprocs=2, start_method="spawn")
+    assert [json.loads((tmp_path / f"{r}.txt").read_text()) for r in (0, 1)] == [[True, False]] * 2

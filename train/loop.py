@@ -355,8 +355,9 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
                 if step % int(t["ckpt_every"]) == 0:
                     checkpoint()
                 out_of_time = deadline is not None and time.monotonic() > deadline
-                if step >= max_steps or stop.requested or out_of_time:
-                    stop.requested = stop.requested or out_of_time
+                # every rank stops at the same step (a signal or the clock may reach one only)
+                stop.requested = _any_rank(stop.requested or out_of_time, ctx)
+                if step >= max_steps or stop.requested:
                     break
             else:
                 state["epoch"] += 1
@@ -381,6 +382,17 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
         names = ", ".join(str(p) for p in out)
         print(f"[{task.name}] step {state['step']}; exported {names}", flush=True)
     return run_dir
+
+
+def _any_rank(flag: bool, ctx: RunContext) -> bool:
+    """True on every rank when it is true on any (one scalar all_reduce under torchrun)."""
+    if ctx.world <= 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def _check_in_sync(task: Task) -> None:

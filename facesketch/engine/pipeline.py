@@ -355,7 +355,9 @@ class FacePipeline:
                 if check():
                     raise RenderCancelled
                 t = time.perf_counter()
-                rgb = self.bundle.upsampler(rgb)
+                # the sub-pixel 2x head leaves a finer mesh of its own (and sharpens what
+                # the first pass left): the same notch again at the output size
+                rgb = remove_periodic_pattern(self.bundle.upsampler(rgb), self.pattern_period)
                 self._count("upsample")
                 timings["upsample"] = (time.perf_counter() - t) * 1000
             return tensor_to_image(rgb[0])

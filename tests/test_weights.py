@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from facesketch.engine import weights as W
+from facesketch.resources import shipped_weights_dir
 
 
 class Tiny(nn.Module):
@@ -114,8 +115,8 @@ def test_not_safetensors_is_refused(tmp_path: Path) -> None:
 
 def test_env_override_and_listing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FACESKETCH_WEIGHTS", raising=False)
-    assert W.weights_dir() == W.resources_dir() / "weights"
-    assert (W.resources_dir().parent / "pyproject.toml").is_file()
+    assert W.weights_dir() == shipped_weights_dir()
+    assert (shipped_weights_dir() / "fusion.json").is_file()
     monkeypatch.setenv("FACESKETCH_WEIGHTS", str(tmp_path))
     assert W.weights_dir() == tmp_path
     saved(tmp_path)
@@ -134,3 +135,18 @@ def test_save_needs_network_and_config(tmp_path: Path) -> None:
         W.save_weights(Tiny(), tmp_path / "a.safetensors", {"network": "scn"})
     with pytest.raises(W.WeightsError, match="must end in"):
         W.save_weights(Tiny(), tmp_path / "a.pt", manifest())
+
+
+def test_damaged_shipped_weights_say_reinstall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pip user has no train/ folder: a bad shipped file names the reinstall instead."""
+    import facesketch.engine.weights as weights_module
+
+    path = saved(tmp_path)
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    monkeypatch.setattr(weights_module, "shipped_weights_dir", lambda: tmp_path)
+    with pytest.raises(W.WeightsError, match="checksum mismatch") as err:
+        W.load_state_dict(path)
+    assert "pip install --force-reinstall facesketch" in str(err.value)
+    assert "python -m train" not in str(err.value)

@@ -199,6 +199,27 @@ def _find_entries(directory: Path | None) -> tuple[dict[str, dict[str, Any]], li
     return found, errors
 
 
+def _missing_fix(where: Path) -> str:
+    """How a user gets a complete weights folder back (shipped one or an override)."""
+    from facesketch.engine.weights import WEIGHTS_ENV
+    from facesketch.resources import shipped_weights_dir
+
+    try:
+        shipped = Path(where).resolve() == shipped_weights_dir().resolve()
+    except (OSError, RuntimeError):
+        shipped = False
+    if shipped:
+        return (
+            "this facesketch install lacks its shipped weights: reinstall it "
+            "(pip install --force-reinstall facesketch), or in a source checkout restore "
+            "resources/weights with git"
+        )
+    return (
+        f"unset {WEIGHTS_ENV} to use the shipped weights, or point it at a folder that has "
+        "them (a training run's export/ folder)"
+    )
+
+
 def load_bundle(
     weights_dir: str | Path | None = None,
     default_appearance: bool = True,
@@ -226,8 +247,7 @@ def load_bundle(
     missing = [n for n in needed if n not in entries]
     if missing:
         raise WeightsError(
-            f"{where}: no weights for {', '.join(missing)}; train them (python -m train.local, "
-            "train.fusion) or point FACESKETCH_WEIGHTS at a folder that has them"
+            f"{where}: no weights for {', '.join(missing)}; {_missing_fix(where)}"
             + "".join(f"\n  {e}" for e in errors)
         )
 
@@ -259,7 +279,8 @@ def load_bundle(
     if not mean_file.is_file():
         raise WeightsError(
             f"{mean_file}: the default appearance (mean E_app codes) is missing; "
-            "make it with `python -m facesketch.engine.models FACE_PHOTO_FOLDER`"
+            "make it with `python -m facesketch.engine.models FACE_PHOTO_FOLDER`, or "
+            + _missing_fix(where)
         )
     try:
         bundle.default_codes = load_mean_codes(mean_file)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from facesketch.resources import shipped_weights_dir
 from facesketch.sketch.project import atomic_write_bytes
 
 #: Environment variable naming a folder of weights to use instead of the shipped ones.
@@ -38,26 +39,36 @@ class WeightsError(RuntimeError):
     """A weights file is missing or unusable; the message names it and what to do."""
 
 
-def resources_dir() -> Path:
-    """The repository's ``resources/`` folder (shipped weights, samples, icons)."""
-    return Path(__file__).resolve().parents[2] / "resources"
-
-
 def weights_dir() -> Path:
-    """Folder the registry reads: ``$FACESKETCH_WEIGHTS`` if set, else ``resources/weights``."""
+    """Folder the registry reads: ``$FACESKETCH_WEIGHTS`` if set, else the shipped weights."""
     env = os.environ.get(WEIGHTS_ENV, "").strip()
-    return Path(env).expanduser() if env else resources_dir() / "weights"
+    return Path(env).expanduser() if env else shipped_weights_dir()
 
 
-def _remedy(network: Any) -> str:
+def _remedy(network: Any, path: str | os.PathLike[str] | None = None) -> str:
+    """What to do about a bad weights file: reinstall for a shipped one, else replace it."""
+    if path is not None and _is_shipped(Path(path)):
+        return (
+            "the installed copy is damaged: reinstall facesketch "
+            "(pip install --force-reinstall facesketch), or in a source checkout restore "
+            f"{Path(path).name} with git"
+        )
     net = str(network) if network else ""
     script = _TRAIN_SCRIPT.get(net, "local" if net.startswith("local/") else None)
+    unset = f"delete it (or unset {WEIGHTS_ENV}) to use the shipped weights"
     if script is None:
-        return "replace it with a working copy or delete it to use the shipped weights"
+        return f"replace it with a working copy or {unset}"
     return (
-        f"re-export it with `python -m train.{script}` (it writes <run>/export/) "
-        "or delete it to use the shipped weights"
+        f"{unset}, or re-export it with `python -m train.{script}` from a facesketch "
+        "source checkout (it writes <run>/export/)"
     )
+
+
+def _is_shipped(path: Path) -> bool:
+    try:
+        return path.resolve().parent == shipped_weights_dir().resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def resolve(name_or_path: str | os.PathLike[str]) -> Path:
@@ -190,7 +201,8 @@ def load_state_dict(
         data = path.read_bytes()
     except FileNotFoundError:
         raise WeightsError(
-            f"{path}: weights file missing (its manifest is there); {_remedy(manifest['network'])}"
+            f"{path}: weights file missing (its manifest is there); "
+            f"{_remedy(manifest['network'], path)}"
         ) from None
     except OSError as exc:
         raise WeightsError(f"{path}: cannot read the weights: {exc}") from None
@@ -200,7 +212,7 @@ def load_state_dict(
         raise WeightsError(
             f"{path}: checksum mismatch (file sha256 {digest[:12]}…, manifest says "
             f"{str(expected)[:12]}…): the file is damaged or was replaced without its "
-            f"manifest; {_remedy(manifest['network'])}"
+            f"manifest; {_remedy(manifest['network'], path)}"
         )
     try:
         state = load(data)
@@ -234,7 +246,7 @@ def load_into(
     """
     state, manifest = load_state_dict(name_or_path, network)
     path = resolve(name_or_path)
-    fix = _remedy(network)
+    fix = _remedy(network, path)
     if config is not None:
         want, have = _json_normal(dict(config)), _json_normal(manifest["config"])
         if want != have:

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from facesketch.resources import samples_dir
+
 #: Bundled samples: a demo sketch project and a few reference photos.
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "samples"
+SAMPLES_DIR = samples_dir()
 DEMO_PROJECT = SAMPLES_DIR / "demo.json"
 #: How long ``--screenshot`` waits for the first render before giving up (s).
 SCREENSHOT_TIMEOUT_S = 300

@@ -47,14 +47,18 @@ class _Config:
 class SCNConfig(_Config):
     """Stroke Calibration Network G1 (encoder, residual blocks, decoder) and its D1."""
 
-    base: int = 16  # channels of the first (full resolution) conv
+    base: int = 12  # channels of the first (full resolution) conv (thin: it runs at 256)
     n_down: int = 3
     n_res: int = 4
     max_ch: int = 64
     # predict a correction added to the input (starts as the identity: a calibrator
     # that leaves good strokes alone from step 0 and learns what to change)
     residual: bool = True
-    d_base: int = 32  # PatchDiscriminator D1
+    # U-Net skips (full-resolution features reach the output): thin strokes pass
+    # through unchanged while the bottleneck sees enough context to tell hatching,
+    # doubled and stray strokes from contours; False = the plain encoder-decoder
+    unet: bool = True
+    d_base: int = 16  # PatchDiscriminator D1 (it runs 3 times a step: keep it light)
     d_layers: int = 3
 
 
@@ -146,7 +150,9 @@ def preset(name: str) -> ModelConfig:
         # a pix2pixHD global generator; Cali-Sketch: a 64-channel 3-down / 9-res generator.
         return ModelConfig(
             canvas=512,
-            scn=SCNConfig(base=64, n_down=3, n_res=9, max_ch=512, d_base=64, d_layers=3),
+            scn=SCNConfig(
+                base=64, n_down=3, n_res=9, max_ch=512, unet=False, d_base=64, d_layers=3
+            ),
             local=LocalConfig(
                 enc_base=64,
                 enc_max=512,

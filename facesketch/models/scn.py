@@ -1,11 +1,18 @@
 """Cali-Sketch's Stroke Calibration Network G1: rough sketch in, clean sketch out.
 
-Encoder (``n_down`` stride-2 convs) - residual blocks - decoder, 1 channel in and
-out (white paper = +1).  With ``residual`` (the default) the decoder predicts a
-correction added to the rough sketch, its last conv zero-initialised, so an untrained
-calibrator is the identity rather than noise; otherwise a tanh output.  Fully
-convolutional: train on crops, run on any size divisible by 2**n_down.  Its
-discriminator D1 is :class:`PatchDiscriminator`.
+Two bodies, chosen by ``SCNConfig.unet``:
+
+- ``unet`` (``lite``): a small U-Net (``n_down`` stride-2 levels, ``n_res`` residual
+  blocks at the bottom, skip connections at every level, no normalisation so that a
+  64 px eye crop and a 256 px canvas are treated alike).  The bottleneck sees ~100 px
+  of context, enough to tell hatching, scribbles and doubled strokes from contours;
+  the full-resolution skip lets clean strokes through untouched.
+- plain: encoder - residual blocks - decoder (Cali-Sketch's / pix2pixHD's shape).
+
+With ``residual`` (the default) the network predicts a correction added to the rough
+sketch, its last conv zero-initialised, so an untrained calibrator is the identity
+rather than noise; otherwise a tanh output.  Fully convolutional: train on crops, run
+on any size divisible by 2**n_down.  Its discriminator D1 is :class:`PatchDiscriminator`.
 """
 
 from __future__ import annotations
@@ -28,27 +35,15 @@ class StrokeCalibrator(BaseNetwork):
     def __init__(self, cfg: SCNConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or SCNConfig()
-        layers: list[nn.Module] = [conv_block(1, cfg.base, 7)]
-        for i in range(cfg.n_down):
-            layers.append(
-                conv_block(
-                    channels(cfg.base, i, cfg.max_ch), channels(cfg.base, i + 1, cfg.max_ch), 3, 2
-                )
-            )
-        mid = channels(cfg.base, cfg.n_down, cfg.max_ch)
-        layers += [ResBlock(mid) for _ in range(cfg.n_res)]
-        for i in range(cfg.n_down, 0, -1):
-            layers.append(
-                up_block(channels(cfg.base, i, cfg.max_ch), channels(cfg.base, i - 1, cfg.max_ch))
-            )
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(cfg.base, 1, 7)]
-        if not cfg.residual:
-            layers.append(nn.Tanh())
-        self.net = nn.Sequential(*layers)
-        self.init_weights()
+        if cfg.unet:
+            self.net = _unet(cfg)
+        else:
+            self.net = _encoder_decoder(cfg)
+            self.init_weights()
+        head = self.net[-1]
         if cfg.residual:
-            nn.init.zeros_(layers[-1].weight)
-            nn.init.zeros_(layers[-1].bias)
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
 
     @property
     def multiple(self) -> int:
@@ -64,12 +59,77 @@ class StrokeCalibrator(BaseNetwork):
             raise ValueError(
                 f"StrokeCalibrator: sides {h}x{w} must be multiples of {self.multiple}"
             )
-        out = self.net(rough)
+        out = self._unet_forward(rough) if self.cfg.unet else self.net(rough)
         return (rough + out).clamp(-1.0, 1.0) if self.cfg.residual else out
+
+    def _unet_forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.cfg.n_down
+        enc, mid = self.net[: n + 1], self.net[n + 1]
+        ups, fuses = self.net[n + 2 : 2 * n + 2], self.net[2 * n + 2 : 3 * n + 2]
+        skips = []
+        h = x
+        for level in enc:
+            h = level(h)
+            skips.append(h)
+        h = mid(skips.pop())
+        for up, fuse in zip(ups, fuses, strict=True):
+            h = fuse(torch.cat([up(h), skips.pop()], 1))
+        for last in self.net[3 * n + 2 :]:  # head conv (+ tanh without ``residual``)
+            h = last(h)
+        return h
 
     def manifest_config(self) -> dict:
         """The config stored in (and compared against) a weights manifest."""
         return self.cfg.to_dict()
+
+
+def _encoder_decoder(cfg: SCNConfig) -> nn.Sequential:
+    """Cali-Sketch's G1 shape: 7x7 conv, stride-2 convs, residual blocks, up-convs."""
+    layers: list[nn.Module] = [conv_block(1, cfg.base, 7)]
+    for i in range(cfg.n_down):
+        layers.append(
+            conv_block(
+                channels(cfg.base, i, cfg.max_ch), channels(cfg.base, i + 1, cfg.max_ch), 3, 2
+            )
+        )
+    mid = channels(cfg.base, cfg.n_down, cfg.max_ch)
+    layers += [ResBlock(mid) for _ in range(cfg.n_res)]
+    for i in range(cfg.n_down, 0, -1):
+        layers.append(
+            up_block(channels(cfg.base, i, cfg.max_ch), channels(cfg.base, i - 1, cfg.max_ch))
+        )
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(cfg.base, 1, 7)]
+    if not cfg.residual:
+        layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+def _unet(cfg: SCNConfig) -> nn.ModuleList:
+    """U-Net levels in order: encoders (n_down + 1), bottleneck, ups, fuses, head."""
+    ch = [channels(cfg.base, i, cfg.max_ch) for i in range(cfg.n_down + 1)]
+
+    def conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+        return conv_block(cin, cout, 3, stride, norm="none", act="lrelu")
+
+    enc = [nn.Sequential(conv(1, ch[0]), conv(ch[0], ch[0]))]
+    enc += [
+        nn.Sequential(conv(ch[i], ch[i + 1], 2), conv(ch[i + 1], ch[i + 1]))
+        for i in range(cfg.n_down)
+    ]
+    mid = nn.Sequential(*[ResBlock(ch[-1], norm="none") for _ in range(cfg.n_res)])
+    ups = [
+        nn.Sequential(
+            nn.ConvTranspose2d(ch[i + 1], ch[i], 3, 2, 1, output_padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        for i in range(cfg.n_down - 1, -1, -1)
+    ]
+    fuses = [conv(2 * ch[i], ch[i]) for i in range(cfg.n_down - 1, -1, -1)]
+    head: nn.Module = nn.Conv2d(ch[0], 1, 3, padding=1, padding_mode="replicate")
+    mods: list[nn.Module] = [*enc, mid, *ups, *fuses, head]
+    if not cfg.residual:
+        mods.append(nn.Tanh())
+    return nn.ModuleList(mods)
 
 
 def build_scn_discriminator(cfg: SCNConfig) -> PatchDiscriminator:

@@ -61,6 +61,14 @@ class SCNConfig(_Config):
     d_base: int = 16  # PatchDiscriminator D1 (it runs 3 times a step: keep it light)
     d_layers: int = 3
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SCNConfig:
+        """As :meth:`_Config.from_dict`; a config without ``unet`` (weights made before
+        the U-Net existed) is the plain encoder-decoder it was trained as."""
+        if isinstance(data, dict) and "unet" not in data:
+            data = {**data, "unet": False}
+        return _from_dict(cls, data)
+
 
 @dataclass(frozen=True)
 class LocalConfig(_Config):

@@ -276,10 +276,19 @@ def run(args: argparse.Namespace) -> int:
             out, note = _render_one(pipe, src, args, overrides, geometry)
             face = out.face
             write_image(dst, face)
-            if style is not None:
-                from facesketch.engine.cartoon import stylize
+            if style is not None:  # a project's ink and proportions apply (cartoon settings)
+                from facesketch.engine.cartoon import cartoon_portrait
+                from facesketch.sketch import load_project
 
-                write_image(dst.with_name(f"{dst.stem}_cartoon{dst.suffix}"), stylize(face, style))
+                doc = load_project(src) if src.suffix.lower() == ".json" else None
+                cartoon = cartoon_portrait(
+                    face,
+                    style,
+                    doc.cartoon if doc is not None else None,
+                    out.sketch,
+                    doc.layout if doc is not None else None,
+                )
+                write_image(dst.with_name(f"{dst.stem}_cartoon{dst.suffix}"), cartoon)
         except Exception as exc:  # report, keep going with the batch
             failed += 1
             msg = str(exc) or type(exc).__name__

@@ -341,3 +341,54 @@ def stylize(
     if st.input_order == "bgr":
         y = y.flip(1)
     return tensor_to_image(y)[0]
+
+
+# -- portraits: proportions, stylization, the user's ink ------------------------------
+def _detected_parts(rgb: np.ndarray) -> Any:
+    """Face parts from dlib's landmarks of the largest face, or None when none is found."""
+    from facesketch.face import detect_faces
+    from facesketch.face.proportions import parts_from_landmarks
+
+    faces = detect_faces(rgb)
+    return parts_from_landmarks(faces[0].landmarks) if faces else None
+
+
+def cartoon_portrait(
+    face: np.ndarray,
+    style: Style | str = DEFAULT_STYLE,
+    settings: Any = None,
+    sketch: np.ndarray | None = None,
+    layout: Any = None,
+) -> np.ndarray:
+    """A portrait as a cartoon with a document's cartoon settings (same size as ``face``).
+
+    ``settings`` (:class:`facesketch.sketch.cartoon_settings.CartoonSettings`, None =
+    defaults): ``proportions`` warps the face before stylization, with the parts taken
+    from ``layout`` (a rendered face's component windows) or found by dlib;
+    ``ink`` draws ``sketch`` (the calibrated strokes, any size, warped the same way)
+    over the cartoon.  Without a sketch the ink setting has nothing to draw.
+    """
+    from facesketch.engine.ink import apply_ink
+    from facesketch.face.proportions import apply_maps, parts_from_layout, warp_maps
+    from facesketch.sketch.cartoon_settings import CartoonSettings
+
+    s = settings if settings is not None else CartoonSettings()
+    img = as_rgb(face)
+    maps = None
+    if s.proportions > 0:
+        h, w = img.shape[:2]
+        parts = parts_from_layout(layout, max(h, w)) if layout is not None else _detected_parts(img)
+        if parts is not None:
+            maps = warp_maps((h, w), parts, s.proportions)
+            img = apply_maps(img, maps)
+    out = stylize(img, style)
+    if s.ink and sketch is not None:
+        sk = np.asarray(sketch)
+        if sk.ndim == 3:
+            sk = cv2.cvtColor(sk, cv2.COLOR_RGB2GRAY)
+        if sk.shape[:2] != out.shape[:2]:
+            sk = cv2.resize(sk, out.shape[1::-1], interpolation=cv2.INTER_AREA)
+        if maps is not None:
+            sk = cv2.remap(sk, maps[0], maps[1], cv2.INTER_LINEAR, borderValue=255)
+        out = apply_ink(out, sk, s.ink_width, s.ink_darkness)
+    return out

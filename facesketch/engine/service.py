@@ -293,7 +293,9 @@ class RenderService:
         if req.cartoon_style:
             t = time.perf_counter()
             try:
-                result.cartoon = self._stylize(req.cartoon_style, out.face)
+                result.cartoon = self._stylize(
+                    req.cartoon_style, out.face, req.document, out.sketch
+                )
             except Exception as exc:
                 result.error = f"cartoon style {req.cartoon_style!r}: {_message(exc)}"
             result.timings["cartoon"] = (time.perf_counter() - t) * 1000
@@ -316,9 +318,15 @@ class RenderService:
             self._cpu_pipeline = FacePipeline(self._cpu_bundle, self._spec.cpu())
         return self._cpu_pipeline
 
-    def _stylize(self, style: str, face: np.ndarray) -> np.ndarray:
-        """Cartoonize on the engine's device (the cartoon module caches loaded styles)."""
+    def _stylize(
+        self, style: str, face: np.ndarray, doc: Any = None, sketch: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Cartoonize on the engine's device (the cartoon module caches loaded styles),
+        with the document's ink and proportions (``doc.cartoon``)."""
         from facesketch.engine import cartoon
 
         assert self.pipeline is not None
-        return cartoon.stylize(face, cartoon.load_style(style, self.pipeline.spec))
+        st = cartoon.load_style(style, self.pipeline.spec)
+        settings = getattr(doc, "cartoon", None)
+        layout = getattr(doc, "layout", None)
+        return cartoon.cartoon_portrait(face, st, settings, sketch, layout)

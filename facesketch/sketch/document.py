@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from facesketch.layout import COMPONENTS, FaceLayout
+from facesketch.sketch.cartoon_settings import CartoonSettings
 
 #: Appearance key for a reference that gives the whole face its look.
 FACE = "face"
@@ -194,8 +195,11 @@ class Document:
     appearance: dict[str, AppearanceSlot] = field(default_factory=dict)
     scn_strength: float = 0.0
     background_image: np.ndarray | None = None
+    cartoon: CartoonSettings = field(default_factory=CartoonSettings)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.cartoon, CartoonSettings):
+            raise ValueError("Document.cartoon must be a CartoonSettings value")
         self.strokes = list(self.strokes)
         self.appearance = dict(self.appearance)
         for key in self.appearance:
@@ -237,6 +241,7 @@ class Document:
             appearance=MappingProxyType(dict(self.appearance)),
             scn_strength=float(self.scn_strength),
             background_image=bg,
+            cartoon=self.cartoon,
         )
 
     def copy(self) -> Document:
@@ -247,6 +252,7 @@ class Document:
             appearance=dict(self.appearance),
             scn_strength=self.scn_strength,
             background_image=self.background_image,
+            cartoon=self.cartoon,
         )
 
     def render_sketch(self, canvas: int | None = None, line_width_scale: float = 1.0) -> np.ndarray:
@@ -278,6 +284,7 @@ class DocumentSnapshot:
     appearance: Mapping[str, AppearanceSlot]
     scn_strength: float
     background_image: np.ndarray | None
+    cartoon: CartoonSettings = CartoonSettings()
 
     @property
     def canvas(self) -> int:
@@ -302,6 +309,7 @@ class DocumentSnapshot:
             appearance=dict(self.appearance),
             scn_strength=self.scn_strength,
             background_image=self.background_image,
+            cartoon=self.cartoon,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -317,4 +325,5 @@ def _same_content(a: Any, b: Any) -> bool:
         and dict(a.appearance) == dict(b.appearance)
         and a.scn_strength == b.scn_strength
         and _background_equal(a.background_image, b.background_image)
+        and a.cartoon == b.cartoon
     )

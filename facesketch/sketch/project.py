@@ -25,6 +25,7 @@ import numpy as np
 
 from facesketch import __version__
 from facesketch.layout import COMPONENTS, FaceLayout
+from facesketch.sketch.cartoon_settings import CartoonSettings
 from facesketch.sketch.document import AppearanceSlot, Document, Stroke
 
 FORMAT = "facesketch-project"
@@ -122,6 +123,7 @@ def document_to_dict(doc: Document, base: Path | None = None) -> dict[str, Any]:
             for key, slot in sorted(doc.appearance.items())
         },
         "background": None if bg is None else {"png": _encode_png(bg)},
+        **({} if doc.cartoon.is_default else {"cartoon": doc.cartoon.to_dict()}),
         "strokes": [
             {"id": s.id, "width": s.width, "eraser": s.eraser, "points": _float_text(s.points)}
             for s in doc.strokes
@@ -239,12 +241,17 @@ def document_from_dict(data: Any, base: Path | None = None) -> Document:
             raise ValueError(f"{where}: {exc}") from None
     scn = _field(data, "scn_strength", (int, float), "project")
     background = _decode_background(data.get("background"))
+    try:  # optional: files from before the cartoon settings lack it
+        cartoon = CartoonSettings.from_dict(data.get("cartoon") or {})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cartoon: {exc}") from None
     return Document(
         layout=layout,
         strokes=strokes,
         appearance=appearance,
         scn_strength=scn,
         background_image=background,
+        cartoon=cartoon,
     )
 
 

@@ -215,6 +215,7 @@ class SketchCanvas(QGraphicsView):
 
     def set_zoom(self, factor: float) -> None:
         """Set an absolute zoom factor (clamped to 0.1..16)."""
+        self._auto_fit = False  # the person chose a zoom: resizing keeps it
         factor = min(16.0, max(0.1, factor))
         self.setTransform(QTransform.fromScale(factor, factor))
         self._refresh_windows()
@@ -225,10 +226,16 @@ class SketchCanvas(QGraphicsView):
         self.set_zoom(self.zoom() * step)
 
     def fit(self) -> None:
-        """Zoom so the whole paper is visible."""
+        """Zoom so the whole paper is visible (and keep it so on resize until a zoom)."""
+        self._auto_fit = True
         self.fitInView(self._paper, Qt.AspectRatioMode.KeepAspectRatio)
         self._refresh_windows()
         self.zoomChanged.emit(self.zoom())
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        if getattr(self, "_auto_fit", False):
+            self.fit()
 
     def wheelEvent(self, event: Any) -> None:
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:

@@ -120,6 +120,13 @@ class DocumentModel(QObject):
         if abs(float(strength) - float(self.doc.scn_strength)) > 1e-6:
             self._push(sk.SetScnStrength(float(strength)))
 
+    def set_cartoon(self, settings: Any) -> None:
+        """Set the cartoon settings (ink, proportions; one undo step when they change)."""
+        from facesketch.sketch.cartoon_settings import SetCartoonSettings
+
+        if settings != self.doc.cartoon:
+            self._push(SetCartoonSettings(settings))
+
     def set_background(self, image: np.ndarray | None) -> None:
         self._push(sk.SetBackground(image))
 

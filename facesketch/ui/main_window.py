@@ -68,6 +68,9 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self.render_count = 0
         self.setWindowTitle("facesketch")
         self.resize(1400, 820)
+        geometry = settings.q.value("window_geometry")  # the size the person left it at
+        if geometry is not None:
+            self.restoreGeometry(geometry)
 
         self.canvas = SketchCanvas()
         self.result_view = ResultView()
@@ -237,6 +240,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self.appearance.shapeChanged.connect(self.on_shape_changed)
         self.appearance.slotCleared.connect(m.clear_appearance)
         self.cartoon.settingsChanged.connect(self.schedule_render)
+        self.cartoon.settingsEdited.connect(m.set_cartoon)
         self.cartoon.importRequested.connect(self.import_style_dialog)
         self.cartoon.exportRequested.connect(lambda: self.export_dialog("cartoon"))
         self.scn_slider.sliderReleased.connect(lambda: m.set_scn(self.scn_slider.value() / 100))
@@ -285,6 +289,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self.scn_slider.setValue(round(float(doc.scn_strength) * 100))
         self.scn_slider.blockSignals(False)
         self.scn_value.setText(f"{self.scn_slider.value()}%")
+        self.cartoon.show_settings(doc.cartoon)
         self.act_undo.setEnabled(self.model.can_undo())
         self.act_redo.setEnabled(self.model.can_redo())
         self.show_appearance()
@@ -339,7 +344,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
             self.statusBar().showMessage(str(warning), 8000)
         cartoon = getattr(result, "cartoon", None)
         if cartoon is not None or self.cartoon.style() is not None:
-            self.cartoon.set_cartoon(cartoon, error if cartoon is None else None)
+            self.cartoon.set_cartoon(cartoon, error if cartoon is None else None, face)
         self.renderShown.emit(result)
 
     # -- cartoon styles ----------------------------------------------------------------
@@ -365,6 +370,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
             return
         self.autosave_timer.stop()
         self.discard_autosave()
+        self.settings.q.setValue("window_geometry", self.saveGeometry())
         self.settings.sync()
         self.engine.shutdown()
         event.accept()

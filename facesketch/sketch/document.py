@@ -27,6 +27,8 @@ FACE = "face"
 APPEARANCE_KEYS: tuple[str, ...] = (*COMPONENTS, FACE)
 #: At most this many reference photos per slot (their codes are interpolated by ``mix``).
 MAX_SLOT_REFERENCES = 2
+#: Widest pen (canvas pixels): the app's pens go to 40; wider would take seconds to draw.
+MAX_STROKE_WIDTH = 256.0
 
 
 def new_stroke_id() -> str:
@@ -68,6 +70,10 @@ class Stroke:
         width = float(self.width)
         if not math.isfinite(width) or width <= 0:
             raise ValueError(f"stroke width must be a positive number, got {self.width!r}")
+        if width > MAX_STROKE_WIDTH:
+            raise ValueError(
+                f"stroke width {width:g} is more than the widest pen ({MAX_STROKE_WIDTH:g} px)"
+            )
         if not isinstance(self.id, str) or not self.id:
             raise ValueError("stroke id must be a non-empty string")
         object.__setattr__(self, "points", _frozen_array(pts))

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,31 @@ import cv2
 import numpy as np
 
 from facesketch import __version__
+from facesketch.fileio import (
+    MAX_PROJECT_BYTES,
+    FileCheckError,
+    atomic_write_bytes,
+    read_file_bytes,
+)
 from facesketch.layout import COMPONENTS, FaceLayout
 from facesketch.sketch.cartoon_settings import CartoonSettings
-from facesketch.sketch.document import AppearanceSlot, Document, Stroke
+from facesketch.sketch.document import MAX_STROKE_WIDTH, AppearanceSlot, Document, Stroke
+
+__all__ = [
+    "FORMAT",
+    "MAX_CANVAS",
+    "MAX_POINTS",
+    "MAX_STROKES",
+    "VERSION",
+    "ProjectError",
+    "atomic_write_bytes",
+    "document_from_dict",
+    "document_to_dict",
+    "load_project",
+    "parse_project_json",
+    "save_project",
+    "user_data_dir",
+]
 
 FORMAT = "facesketch-project"
 #: Newest project format this code reads and the one it writes.
@@ -41,36 +61,17 @@ class ProjectError(ValueError):
     """A project file cannot be read or written; the message names the file and why."""
 
 
-# -- atomic writes -------------------------------------------------------------------
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    Temp file in the same folder, fsync, then ``os.replace``; the temp file is removed
-    if anything fails.
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        dir_fd = os.open(p.parent, os.O_RDONLY)
-    except OSError:
-        return p
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return p
+# -- limits ------------------------------------------------------------------------
+#: Most strokes a project may hold (a detailed drawing has a few thousand).
+MAX_STROKES = 50_000
+#: Most points in all strokes together.
+MAX_POINTS = 2_000_000
+#: Smallest and largest canvas side a project may have (the app draws 256 or 512).
+MIN_CANVAS, MAX_CANVAS = 16, 4096
+#: Longest number text accepted in a project (int or float digits).
+MAX_NUMBER_DIGITS = 40
+#: Largest stroke coordinate (canvas pixels; strokes may lie off the canvas, not far off).
+MAX_COORDINATE = 1e6
 
 
 # -- encoding ------------------------------------------------------------------------
@@ -152,10 +153,22 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
 def _decode_layout(data: Any) -> FaceLayout:
     if not isinstance(data, Mapping):
         raise ValueError("layout: expected an object")
+    canvas = data.get("canvas")
+    if not isinstance(canvas, int) or isinstance(canvas, bool):
+        raise ValueError(f"layout.canvas: expected a whole number, got {canvas!r:.40}")
+    if not MIN_CANVAS <= canvas <= MAX_CANVAS:
+        raise ValueError(f"layout.canvas: {canvas} is outside {MIN_CANVAS}..{MAX_CANVAS}")
     windows = data.get("windows")
     missing = [n for n in COMPONENTS if not isinstance(windows, Mapping) or n not in windows]
     if missing:
         raise ValueError(f"layout: no window for {', '.join(missing)}")
+    for name, xyz in windows.items():
+        if not (
+            isinstance(xyz, list)
+            and len(xyz) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in xyz)
+        ):
+            raise ValueError(f"layout.windows.{name}: expected [x, y, size] whole numbers")
     layout = FaceLayout.from_dict(data)
     extra = set(layout.windows) - set(COMPONENTS)
     if extra:
@@ -180,14 +193,33 @@ def _decode_stroke(data: Any, i: int) -> Stroke:
         or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat)
     ):
         raise ValueError(f"{where}.points: expected a non-empty flat list of x, y numbers")
-    pts = np.asarray(flat, np.float64).reshape(-1, 2)
+    pts = np.asarray([float(v) for v in flat], np.float64).reshape(-1, 2)
+    if not np.isfinite(pts).all() or np.abs(pts).max() > MAX_COORDINATE:
+        raise ValueError(
+            f"{where}.points: coordinates must be finite and within ±{MAX_COORDINATE:g}"
+        )
     width = _field(data, "width", (int, float), where)
+    if not 0 < float(width) <= MAX_STROKE_WIDTH:
+        raise ValueError(
+            f"{where}.width: {float(width):g} is outside the pen widths 0..{MAX_STROKE_WIDTH:g} px"
+        )
     eraser = _field(data, "eraser", bool, where)
     sid = _field(data, "id", str, where)
     try:
         return Stroke(pts.astype(np.float32), float(width), eraser, sid)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+def _decode_strokes(items: list) -> list[Stroke]:
+    if len(items) > MAX_STROKES:
+        raise ValueError(
+            f"{len(items):,} strokes, more than the {MAX_STROKES:,} a project may hold"
+        )
+    points = sum(len(s.get("points", ())) // 2 for s in items if isinstance(s, Mapping))
+    if points > MAX_POINTS:
+        raise ValueError(f"{points:,} stroke points, more than the {MAX_POINTS:,} allowed")
+    return [_decode_stroke(s, i) for i, s in enumerate(items)]
 
 
 def _decode_background(data: Any) -> np.ndarray | None:
@@ -199,6 +231,10 @@ def _decode_background(data: Any) -> np.ndarray | None:
         raw = base64.b64decode(data["png"], validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("background.png: not valid base64") from None
+    if raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) >= 24:  # refuse a bomb before decoding
+        w, h = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+        if max(w, h) > 2 * MAX_CANVAS:
+            raise ValueError(f"background.png: {w}x{h} is larger than a canvas may be")
     img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.dtype != np.uint8:
         raise ValueError("background.png: not a readable 8-bit PNG image")
@@ -221,14 +257,14 @@ def document_from_dict(data: Any, base: Path | None = None) -> Document:
             f"made by a newer facesketch (version {version}); this one reads up to {VERSION}"
         )
     layout = _decode_layout(_field(data, "layout", dict, "project"))
-    strokes = [_decode_stroke(s, i) for i, s in enumerate(_field(data, "strokes", list, "project"))]
+    strokes = _decode_strokes(_field(data, "strokes", list, "project"))
     appearance = {}
     for key, slot in _field(data, "appearance", dict, "project").items():
         where = f"appearance.{key}"
         if not isinstance(slot, Mapping):
             raise ValueError(f"{where}: expected an object")
         paths = _field(slot, "paths", list, where)
-        if not all(isinstance(p, str) for p in paths):
+        if not all(isinstance(p, str) and p and "\0" not in p for p in paths):
             raise ValueError(f"{where}.paths: expected a list of file paths")
         mix = _field(slot, "mix", (int, float), where)
         shape = slot.get("shape", False)  # optional: files from before it existed lack it
@@ -271,117 +307,67 @@ def save_project(doc: Document, path: str | os.PathLike[str]) -> Path:
         raise ProjectError(f"{p}: cannot save the project: {exc.strerror or exc}") from exc
 
 
+def _json_number(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        if len(text) > MAX_NUMBER_DIGITS:
+            raise ValueError(f"a number with {len(text)} digits ({text[:12]}…)")
+        return kind(text)
+
+    return parse
+
+
+def _json_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a number a project may hold")
+
+
+def parse_project_json(raw: bytes) -> Any:
+    """The JSON value of a project file's bytes; ValueError for anything but plain JSON.
+
+    Numbers are limited to :data:`MAX_NUMBER_DIGITS` characters and NaN / Infinity
+    are refused, so no later conversion overflows.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(
+            text,
+            parse_int=_json_number(int),
+            parse_float=_json_number(float),
+            parse_constant=_json_constant,
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply to be a project") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"corrupt or truncated JSON: {exc}") from None
+
+
 def load_project(path: str | os.PathLike[str]) -> Document:
-    """Read a project file; raises ProjectError naming the file and the problem."""
+    """Read a project file; raises ProjectError naming the file and the problem.
+
+    Nothing else escapes: a special file, a huge file, deep nesting, absurd numbers or
+    sizes all become a :class:`ProjectError`.
+    """
     p = Path(path)
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ProjectError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise ProjectError(f"{p}: is a folder, not a project file") from None
-    except OSError as exc:
-        raise ProjectError(f"{p}: cannot read the file: {exc.strerror or exc}") from None
+        raw = read_file_bytes(p, MAX_PROJECT_BYTES, "project file")
+    except FileCheckError as exc:
+        raise ProjectError(str(exc)) from None
     if not raw.strip():
         raise ProjectError(f"{p}: the file is empty")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProjectError(
-            f"{p}: not a facesketch project (corrupt or truncated JSON: {exc})"
-        ) from None
+        data = parse_project_json(raw)
+    except ValueError as exc:
+        raise ProjectError(f"{p}: not a facesketch project ({exc})") from None
     try:
         return document_from_dict(data, _project_dir(p))
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise ProjectError(f"{p}: {exc}") from None
 
 
-# -- autosave ------------------------------------------------------------------------------
+# -- per-user folder ---------------------------------------------------------------------
 def user_data_dir() -> Path:
     """Per-user data folder: ``$FACESKETCH_HOME``, else ~/.local/share/facesketch (not created)."""
     home = os.environ.get(HOME_ENV, "").strip()
     return Path(home).expanduser() if home else Path.home() / ".local" / "share" / "facesketch"
-
-
-def autosave_dir() -> Path:
-    """Where autosave copies live."""
-    return user_data_dir() / "autosave"
-
-
-def autosave_path(project_path: str | os.PathLike[str] | None = None) -> Path:
-    """The autosave file for a project (or, with None, for this process's untitled sketch)."""
-    if project_path is None:
-        return autosave_dir() / f"untitled-{os.getpid()}{PROJECT_SUFFIX}"
-    full = os.path.abspath(project_path)
-    digest = hashlib.sha256(full.encode("utf-8", "surrogateescape")).hexdigest()[:12]
-    stem = Path(full).name.split(".")[0][:40] or "project"
-    return autosave_dir() / f"{stem}-{digest}{PROJECT_SUFFIX}"
-
-
-def _owner_file(autosave: Path) -> Path:
-    """Beside each autosave: the pid of the process that keeps it up to date."""
-    return autosave.with_name(autosave.name + ".owner")
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (POSIX; elsewhere every owner counts as gone)."""
-    if pid == os.getpid():
-        return True
-    if os.name != "posix" or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, belongs to someone else
-    except OSError:
-        return False
-    return True
-
-
-def _owned_by_live_process(autosave: Path) -> bool:
-    try:
-        pid = int(_owner_file(autosave).read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return False
-    return _alive(pid)
-
-
-def write_autosave(doc: Document, project_path: str | os.PathLike[str] | None = None) -> Path:
-    """Write the autosave copy of ``doc`` (atomically); returns its path.
-
-    The owner file beside it says which process writes it, so a second running
-    instance does not offer (or delete) a sketch still being drawn.
-    """
-    path = save_project(doc, autosave_path(project_path))
-    owner = _owner_file(path)
-    if not owner.is_file() or owner.read_text(encoding="utf-8").strip() != str(os.getpid()):
-        owner.write_text(str(os.getpid()), encoding="utf-8")
-    return path
-
-
-def remove_autosave(project_path: str | os.PathLike[str] | None = None) -> None:
-    """Delete the autosave copy (after a save or a clean exit); no error if there is none."""
-    discard_autosave_file(autosave_path(project_path))
-
-
-def discard_autosave_file(path: str | os.PathLike[str]) -> None:
-    """Delete one autosave copy and its owner file (recovered or discarded)."""
-    Path(path).unlink(missing_ok=True)
-    _owner_file(Path(path)).unlink(missing_ok=True)
-
-
-def find_autosaves(left_behind_only: bool = True) -> list[Path]:
-    """Autosave copies left behind, newest first (for crash recovery).
-
-    With ``left_behind_only`` (the default), copies that a running process (another
-    window, or this one) still keeps are not listed.
-    """
-    folder = autosave_dir()
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.glob(f"*{PROJECT_SUFFIX}") if p.is_file()]
-    if left_behind_only:
-        found = [p for p in found if not _owned_by_live_process(p)]
-    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name), reverse=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QPainter, QPen, QTransform
 from PySide6.QtWidgets import (
@@ -42,6 +43,15 @@ from facesketch.ui.canvas_items import (
 from facesketch.ui.qimages import array_to_pixmap
 
 __all__ = ["ERASER", "PEN", "SELECT", "WINDOW_COLORS", "SketchCanvas"]
+
+
+def _discard(item: QGraphicsItem) -> None:
+    """Delete a scene item now (its destructor takes it out of the scene).
+
+    ``removeItem`` would hand the item back to Python, which on PySide6 6.11 leaks a
+    reference to None per item: a long session would pile them up.
+    """
+    shiboken6.delete(item)
 
 
 class SketchCanvas(QGraphicsView):
@@ -81,6 +91,14 @@ class SketchCanvas(QGraphicsView):
         self._scene.addItem(self._overlay)
         self._overlay_wanted = False
         self._strokes: dict[str, StrokeItem] = {}
+        # Parent of every stroke item: one stacking value for all strokes, the drawing
+        # order is the children's order (eraser strokes must stay above what they erase).
+        self._stroke_layer = QGraphicsRectItem()
+        self._stroke_layer.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, True)
+        self._stroke_layer.setZValue(Z_STROKES)
+        self._scene.addItem(self._stroke_layer)
+        self._background_shown: Any = None
+        self._window_geometry: dict[str, tuple[int, int, int]] = {}
         self._windows: dict[str, WindowItem] = {}
         self._windows_visible = True
         self._live: QGraphicsPathItem | None = None
@@ -96,50 +114,80 @@ class SketchCanvas(QGraphicsView):
         self._scene.setSceneRect(-margin, -margin, canvas + 2 * margin, canvas + 2 * margin)
 
     def sync(self, document: Any) -> None:
-        """Make the scene show ``document``: strokes (by id), windows and background layer."""
+        """Make the scene show ``document``: strokes (by id), windows and background layer.
+
+        Only what changed is touched: new or edited strokes get an item, removed ones
+        lose theirs; every other item is left alone.  Stroke items are children of one
+        layer item, which stacks them in insertion order, so a stroke drawn last is on
+        top with no stacking call at all and one put back in the middle (undo) takes
+        one ``stackBefore``.  Each edit then costs the same few Qt calls however many
+        strokes there are.
+        """
         if document.layout.canvas != self.layout_.canvas:
             self._set_canvas_size(document.layout.canvas)
         self.layout_ = document.layout
-        seen = set()
-        for z, stroke in enumerate(document.strokes):
+        strokes = list(document.strokes)
+        seen = {str(s.id) for s in strokes}
+        for sid in [sid for sid in self._strokes if sid not in seen]:
+            _discard(self._strokes.pop(sid))
+        items: list[StrokeItem] = []
+        fresh: list[int] = []
+        for index, stroke in enumerate(strokes):
             sid = str(stroke.id)
-            seen.add(sid)
             item = self._strokes.get(sid)
             if item is None or item.stroke is not stroke:
                 if item is not None:
-                    self._scene.removeItem(item)
-                item = StrokeItem(stroke)
-                item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable, self.tool == SELECT)
-                item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, self.tool == SELECT)
-                self._scene.addItem(item)
+                    _discard(item)
+                item = StrokeItem(stroke, self._stroke_layer)  # appended on top
+                if self.tool == SELECT:
+                    item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable, True)
+                    item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, True)
                 self._strokes[sid] = item
-            item.setZValue(Z_STROKES + z * 1e-6)  # eraser order matters
-        for sid in list(self._strokes):
-            if sid not in seen:
-                self._scene.removeItem(self._strokes.pop(sid))
+                fresh.append(index)
+            items.append(item)
+        # Kept items keep their relative order (no edit reorders strokes); a new one
+        # that is not last goes right below the stroke after it, last ones first.
+        for index in reversed(fresh):
+            if index + 1 < len(items):
+                items[index].stackBefore(items[index + 1])
         self._sync_windows()
-        bg = getattr(document, "background_image", None)
+        self._sync_background(getattr(document, "background_image", None))
+
+    def stroke_order(self) -> list[str]:
+        """Stroke ids as the scene stacks them, bottom first (must be the drawing order)."""
+        return [
+            item.stroke_id
+            for item in self._stroke_layer.childItems()
+            if isinstance(item, StrokeItem)
+        ]
+
+    def _sync_background(self, bg: Any) -> None:
+        if bg is self._background_shown and bg is not None:
+            return
+        self._background_shown = bg
         if bg is None:
-            self._background.setPixmap(array_to_pixmap(np.full((1, 1), 255, np.uint8)))
-            self._background.setVisible(False)
-        else:
-            pm = array_to_pixmap(np.asarray(bg))
-            self._background.setPixmap(pm)
-            self._background.setScale(document.layout.canvas / max(pm.width(), 1))
-            self._background.setVisible(True)
+            if self._background.isVisible():
+                self._background.setVisible(False)
+            return
+        pm = array_to_pixmap(np.asarray(bg))
+        self._background.setPixmap(pm)
+        self._background.setScale(self.layout_.canvas / max(pm.width(), 1))
+        self._background.setVisible(True)
 
     def _sync_windows(self) -> None:
         for name in LOCAL_COMPONENTS:
             w = self.layout_.window(name)
             item = self._windows.get(name)
+            geometry = (w.x, w.y, w.size)
             if item is None:
                 item = WindowItem(self, name, QRectF(w.x, w.y, w.size, w.size))
                 self._scene.addItem(item)
                 self._windows[name] = item
-            else:
+                item.setVisible(self._windows_visible)
+            elif self._window_geometry.get(name) != geometry or item.pos() != QPointF(w.x, w.y):
                 item.setRect(0, 0, w.size, w.size)
                 item.setPos(w.x, w.y)
-            item.setVisible(self._windows_visible)
+            self._window_geometry[name] = geometry
 
     def _window_at(self, pos: Any) -> WindowItem | None:
         """The visible component window whose grab area is under viewport point ``pos``."""

@@ -60,13 +60,17 @@ def stroke_pen(width: float, eraser: bool) -> QPen:
 
 
 class StrokeItem(QGraphicsPathItem):
-    """One document stroke on screen; remembers the stroke it was drawn from."""
+    """One document stroke on screen; remembers the stroke it was drawn from.
 
-    def __init__(self, stroke: Any) -> None:
-        super().__init__(stroke_path(stroke.points))
+    Made as a child of the canvas's stroke layer (``parent``), which stacks it: no
+    stacking value of its own (PySide6 6.11 leaks a reference to None on the first
+    ``setZValue`` of every new item; 6.12 on Python <= 3.11 loses one on every call).
+    """
+
+    def __init__(self, stroke: Any, parent: QGraphicsItem | None = None) -> None:
+        super().__init__(stroke_path(stroke.points), parent)
         self.stroke = stroke
         self.setPen(stroke_pen(stroke.width, stroke.eraser))
-        self.setZValue(Z_STROKES)
         # thin lines are hard to click: hit-test (and repaint) a wider band around them
         stroker = QPainterPathStroker()
         stroker.setWidth(max(self.pen().widthF() + 4.0, HIT_WIDTH))

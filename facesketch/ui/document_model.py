@@ -171,9 +171,22 @@ class DocumentModel(QObject):
     def find_autosaves(self) -> list[Path]:
         return list(sk.find_autosaves())
 
+    def read_autosave(self, path: Path) -> Any:
+        """The autosave copy at ``path`` (an :class:`~facesketch.sketch.AutosaveInfo`)."""
+        return sk.read_autosave(path)
+
+    def set_aside_autosave(self, path: Path) -> Path:
+        return sk.set_aside_autosave(path)
+
     def discard_autosave_file(self, path: Path) -> None:
         sk.discard_autosave_file(path)
 
-    def recover(self, path: str | Path) -> None:
-        """Open an autosaved copy as a modified, untitled document."""
-        self.replace(sk.load_project(path), None, True)
+    def recover(self, info: Any) -> None:
+        """Open an autosaved copy as a modified document under its project's name.
+
+        ``info`` is an :class:`~facesketch.sketch.AutosaveInfo` (or a path to read);
+        a copy of an untitled sketch comes back untitled.
+        """
+        if not isinstance(info, sk.AutosaveInfo):
+            info = sk.read_autosave(info)
+        self.replace(info.document, info.project, True)

@@ -170,33 +170,57 @@ class FileActions:
             pass
 
     def offer_recovery(self) -> bool:
-        """After a crash, offer to reopen the newest autosaved sketch (or discard it)."""
-        found = self.model.find_autosaves()
+        """After a crash, offer to reopen the newest readable autosaved sketch (or discard it).
+
+        Damaged copies are set aside (kept under ``autosave/damaged``) so they never hide
+        older readable ones; Cancel keeps the copy for next time, and nothing this
+        session does (saving, editing, quitting) touches it.
+        """
+        found, damaged = [], []
+        for path in self.model.find_autosaves():
+            try:
+                found.append(self.model.read_autosave(path))
+            except Exception as exc:  # ProjectError: the copy is damaged
+                damaged.append((path, exc))
+        for path, exc in damaged:
+            try:
+                kept = self.model.set_aside_autosave(path)
+            except OSError:
+                kept = path
+            self.statusBar().showMessage(  # type: ignore[attr-defined]
+                f"a damaged autosave was set aside: {kept} ({exc})", 10000
+            )
         if not found:
             return False
-        newest = found[0]
+        info = found[0]
+        more = (
+            f"\n\n({len(found) - 1} older autosaved sketch(es) will be offered next time.)"
+            if len(found) > 1
+            else ""
+        )
         answer = QMessageBox.question(
             self,  # type: ignore[arg-type]
             "Recover sketch",
             f"facesketch found an autosaved sketch from a session that did not end "
-            f"normally:\n{newest}\n\nRecover it? (Discard deletes it; Cancel asks again "
-            "next time.)",
+            f"normally:\n{info.describe()}\n\nRecover it? (Discard deletes it; Cancel asks "
+            f"again next time.){more}",
             QMessageBox.StandardButton.Yes
             | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel,
         )
         if answer == QMessageBox.StandardButton.Discard:
-            self.model.discard_autosave_file(newest)
+            self.model.discard_autosave_file(info.path)
             return False
         if answer != QMessageBox.StandardButton.Yes:
             return False
-        try:
-            self.model.recover(newest)
+        self.model.recover(info)
+        self.update_title()
+        try:  # the content must live in this session's autosave before the copy goes
+            self.model.write_autosave()
         except Exception as exc:
-            self.show_error(f"could not recover {newest}: {exc}")  # type: ignore[attr-defined]
-            return False
-        self.model.discard_autosave_file(newest)  # its content now lives in this session's autosave
-        self.autosave()
+            self.show_error(f"recovered, but could not autosave it: {exc}")  # type: ignore[attr-defined]
+            return True
+        self.model.discard_autosave_file(info.path)
         return True
 
     # -- imports ---------------------------------------------------------------------------

@@ -34,17 +34,21 @@ from facesketch.ui.engine_client import EngineClient
 from facesketch.ui.files import FileActions
 from facesketch.ui.notice import Notice
 from facesketch.ui.result_view import ResultView
-from facesketch.ui.settings import Settings
+from facesketch.ui.settings import AUTOSAVE_CHOICES, Settings
 
 #: Quiet time after the last edit before a render is requested (ms).
 RENDER_DEBOUNCE_MS = 150
-#: How often a modified document is written to the autosave file (ms).
-AUTOSAVE_MS = 30_000
 SKETCH_RAW, SKETCH_OVERLAY, SKETCH_BESIDE = (
     "raw strokes",
     "calibrated over strokes",
     "calibrated beside face",
 )
+
+
+def _choice_label(key: str, value: Any) -> str:
+    if key == "autosave_s":
+        return "off" if not value else f"{value} s" if value < 60 else f"{value // 60} min"
+    return str(value)
 
 
 class MainWindow(AppearanceActions, FileActions, QMainWindow):
@@ -101,9 +105,8 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self.render_timer.setInterval(RENDER_DEBOUNCE_MS)
         self.render_timer.timeout.connect(self.request_render)
         self.autosave_timer = QTimer(self)
-        self.autosave_timer.setInterval(AUTOSAVE_MS)
         self.autosave_timer.timeout.connect(self.autosave)
-        self.autosave_timer.start()
+        self.apply_autosave_interval()
 
         self._build_actions()
         self._build_toolbar()
@@ -208,13 +211,14 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
             ("device", "Device (next start)", ("auto", "cpu", "cuda")),
             ("render_size", "Render size", (256, 512)),
             ("canvas_size", "Canvas of new sketches", (256, 512)),
+            ("autosave_s", "Autosave every", AUTOSAVE_CHOICES),
         )
         for key, title, values in choices:
             sub = menu.addMenu(title)
             group = QActionGroup(self)
             current = self.settings.get(key)
             for value in values:
-                act = sub.addAction(str(value))
+                act = sub.addAction(_choice_label(key, value))
                 act.setCheckable(True)
                 act.setChecked(value == current)
                 group.addAction(act)
@@ -226,6 +230,17 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
             self.schedule_render()
         elif key == "device":
             self.statusBar().showMessage(f"device {value} is used from the next start", 6000)
+        elif key == "autosave_s":
+            self.apply_autosave_interval()
+
+    def apply_autosave_interval(self) -> None:
+        """(Re)start the autosave timer with the interval from the settings (0: off)."""
+        ms = self.settings.autosave_ms()
+        if ms <= 0:
+            self.autosave_timer.stop()
+            return
+        self.autosave_timer.setInterval(ms)
+        self.autosave_timer.start()
 
     def _connect(self) -> None:
         m, c = self.model, self.canvas

@@ -9,12 +9,15 @@ from PySide6.QtCore import QSettings
 
 ORGANIZATION, APPLICATION = "facesketch", "facesketch"
 _MAX_RECENT = 8
+#: Autosave intervals the Settings menu offers (seconds; 0 turns autosave off).
+AUTOSAVE_CHOICES = (10, 30, 60, 300, 0)
 DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "canvas_size": 512,
     "render_size": 512,
     "pen_width": 2.5,
     "eraser_width": 12.0,
+    "autosave_s": 30,  # seconds between autosaves of a modified sketch; 0 = never
     "last_dir": str(Path.home()),
     "recent": [],
 }
@@ -38,6 +41,13 @@ class Settings:
             return type(default)(value)
         except (TypeError, ValueError):
             return default
+
+    def autosave_ms(self) -> int:
+        """The autosave interval in milliseconds (0: off), kept within 1 s .. 1 h."""
+        seconds = self.get("autosave_s")
+        if seconds <= 0:
+            return 0
+        return int(min(max(seconds, 1), 3600) * 1000)
 
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` under ``key``."""

@@ -16,7 +16,10 @@ run: $(STAMP)
 	$(BIN)/facesketch app --demo-out $(DEMO_OUT)
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q --ignore tests/test_long_session.py
+	# the long drawing session runs in its own process: it leaves Qt/torch threads
+	# behind that crash a later test in the same process (noted for follow-up)
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q tests/test_long_session.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check facesketch train tests

@@ -130,7 +130,8 @@ def _umask() -> int:
     return old
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still run (unknown counts as alive: keep its files)."""
     if pid == os.getpid():
         return True
     if os.name != "posix" or pid <= 0:
@@ -172,7 +173,7 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
             if not entry.is_file(follow_symlinks=False):
                 continue
             if m.group(1) is not None:
-                stale = not _pid_alive(int(m.group(1)))
+                stale = not pid_alive(int(m.group(1)))
             else:
                 stale = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_S
             if stale:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesketch.fileio import MAX_PROJECT_BYTES, atomic_write_bytes, read_file_bytes
+from facesketch.fileio import MAX_PROJECT_BYTES, atomic_write_bytes, pid_alive, read_file_bytes
 from facesketch.sketch.document import Document
 from facesketch.sketch.project import (
     PROJECT_SUFFIX,
@@ -57,29 +57,12 @@ def _owner_file(autosave: Path) -> Path:
     return autosave.with_name(autosave.name + ".owner")
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (POSIX; elsewhere every owner counts as gone)."""
-    if pid == os.getpid():
-        return True
-    if os.name != "posix" or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, belongs to someone else
-    except OSError:
-        return False
-    return True
-
-
 def _owned_by_live_process(autosave: Path) -> bool:
     try:
         pid = int(_owner_file(autosave).read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return False
-    return _alive(pid)
+    return pid_alive(pid)
 
 
 def write_autosave(doc: Document, project_path: str | os.PathLike[str] | None = None) -> Path:

@@ -51,7 +51,8 @@ def test_config_rejects_unknown_keys_and_mismatched_fusion_input() -> None:
 
 
 def test_scn_shapes_and_range() -> None:
-    g = StrokeCalibrator(LITE.scn).eval()
+    # the residual head (manifests before the gate; the gate has tests/test_scn_gate.py)
+    g = StrokeCalibrator(replace(LITE.scn, gate="none")).eval()
     x = torch.rand(2, 1, 64, 96) * 2 - 1
     with torch.no_grad():
         y = g(x)
@@ -71,7 +72,7 @@ def test_scn_shapes_and_range() -> None:
     opt.step()
     with torch.no_grad():
         assert not torch.equal(g.eval()(x), x)
-    tanh_head = StrokeCalibrator(replace(LITE.scn, residual=False)).eval()
+    tanh_head = StrokeCalibrator(replace(LITE.scn, gate="none", residual=False)).eval()
     with torch.no_grad():
         assert _in_range(tanh_head(x)) and not torch.equal(tanh_head(x), x)
 

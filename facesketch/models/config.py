@@ -45,19 +45,26 @@ class _Config:
 
 @dataclass(frozen=True)
 class SCNConfig(_Config):
-    """Stroke Calibration Network G1 (encoder, residual blocks, decoder) and its D1."""
+    """Stroke Calibration Network G1 (a U-Net, or Cali-Sketch's encoder - residual
+    blocks - decoder) with a keep/add ink gate or a residual head, and its D1.
+
+    Versions: manifests without ``unet`` are the plain encoder-decoder, manifests
+    without ``gate`` predict a residual correction (``gate="none"``)."""
 
     base: int = 12  # channels of the first (full resolution) conv (thin: it runs at 256)
     n_down: int = 3
     n_res: int = 4
     max_ch: int = 64
-    # predict a correction added to the input (starts as the identity: a calibrator
-    # that leaves good strokes alone from step 0 and learns what to change)
+    # gate "none" only: predict a correction added to the input (starts as the
+    # identity: leaves good strokes alone from step 0 and learns what to change)
     residual: bool = True
     # U-Net skips (full-resolution features reach the output): thin strokes pass
     # through unchanged while the bottleneck sees enough context to tell hatching,
     # doubled and stray strokes from contours; False = the plain encoder-decoder
     unet: bool = True
+    # "keep": output ink = rough ink x sigmoid(keep logit), erases but never adds ink;
+    # "keep_add": plus an add logit for paper pixels; "none": ``residual`` / tanh head
+    gate: str = "keep"
     d_base: int = 16  # PatchDiscriminator D1 (it runs 3 times a step: keep it light)
     d_layers: int = 3
 
@@ -67,7 +74,17 @@ class SCNConfig(_Config):
         the U-Net existed) is the plain encoder-decoder it was trained as."""
         if isinstance(data, dict) and "unet" not in data:
             data = {**data, "unet": False}
+        if isinstance(data, dict) and "gate" not in data:  # before the gate: residual
+            data = {**data, "gate": "none"}
         return _from_dict(cls, data)
+
+    def __post_init__(self) -> None:
+        if self.gate not in SCN_GATES:
+            raise ValueError(f"SCNConfig.gate must be one of {SCN_GATES}, got {self.gate!r}")
+
+
+#: Heads of the stroke calibrator (see SCNConfig.gate).
+SCN_GATES: tuple[str, ...] = ("keep", "keep_add", "none")
 
 
 @dataclass(frozen=True)

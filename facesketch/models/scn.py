@@ -9,10 +9,19 @@ Two bodies, chosen by ``SCNConfig.unet``:
   the full-resolution skip lets clean strokes through untouched.
 - plain: encoder - residual blocks - decoder (Cali-Sketch's / pix2pixHD's shape).
 
-With ``residual`` (the default) the network predicts a correction added to the rough
-sketch, its last conv zero-initialised, so an untrained calibrator is the identity
-rather than noise; otherwise a tanh output.  Fully convolutional: train on crops, run
-on any size divisible by 2**n_down.  Its discriminator D1 is :class:`PatchDiscriminator`.
+What the head predicts, chosen by ``SCNConfig.gate``:
+
+- ``keep`` (the default): a per-pixel *keep* logit for the rough ink; the output ink is
+  rough ink x sigmoid(keep).  Calibration of rough drawings is mostly erasing (hatching,
+  scribbles, strays, repeated strokes), and a gate cannot add ink where the user drew
+  none: paper stays paper, clean strokes only need "keep" to come through.
+- ``keep_add``: as ``keep``, plus an *add* logit that inks paper pixels (missed lines).
+- ``none`` (manifests written before the gate): with ``residual`` a correction added to
+  the rough sketch (last conv zero-initialised: an untrained calibrator is the
+  identity), otherwise a tanh output.
+
+Fully convolutional: train on crops, run on any size divisible by 2**n_down.  Its
+discriminator D1 is :class:`PatchDiscriminator`.
 """
 
 from __future__ import annotations
@@ -24,7 +33,27 @@ from facesketch.models.blocks import BaseNetwork, ResBlock, channels, conv_block
 from facesketch.models.config import SCNConfig
 from facesketch.models.discriminators import PatchDiscriminator
 
-__all__ = ["PatchDiscriminator", "StrokeCalibrator", "build_scn_discriminator"]
+__all__ = ["PatchDiscriminator", "StrokeCalibrator", "build_scn_discriminator", "compose_gate"]
+
+#: Initial keep logit (sigmoid ~0.95): an untrained gate keeps every stroke.
+KEEP_INIT = 3.0
+#: Initial add logit (sigmoid ~0.02): an untrained gate adds nothing visible.
+ADD_INIT = -4.0
+
+
+def ink(sketch: torch.Tensor) -> torch.Tensor:
+    """Ink amount in [0, 1] (1 = black line) of a sketch in [-1, 1]."""
+    return ((1.0 - sketch) * 0.5).clamp(0.0, 1.0)
+
+
+def compose_gate(rough: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The calibrated sketch from gate logits: channel 0 keeps rough ink, an optional
+    channel 1 inks paper.  With one channel no pixel gets darker than the rough one."""
+    r = ink(rough)
+    out = r * torch.sigmoid(logits[:, :1])
+    if logits.shape[1] > 1:
+        out = out + (1.0 - r) * torch.sigmoid(logits[:, 1:2])
+    return 1.0 - 2.0 * out
 
 
 class StrokeCalibrator(BaseNetwork):
@@ -40,10 +69,19 @@ class StrokeCalibrator(BaseNetwork):
         else:
             self.net = _encoder_decoder(cfg)
             self.init_weights()
-        head = self.net[-1]
-        if cfg.residual:
+        head = self.head
+        if cfg.gate != "none":
+            nn.init.zeros_(head.weight)
+            with torch.no_grad():
+                head.bias.copy_(torch.tensor([KEEP_INIT, ADD_INIT][: head.out_channels]))
+        elif cfg.residual:
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
+
+    @property
+    def head(self) -> nn.Conv2d:
+        """The last conv (its outputs: the correction, or the gate logits)."""
+        return next(m for m in reversed(self.net) if isinstance(m, nn.Conv2d))
 
     @property
     def multiple(self) -> int:
@@ -52,6 +90,13 @@ class StrokeCalibrator(BaseNetwork):
 
     def forward(self, rough: torch.Tensor) -> torch.Tensor:
         """Calibrate a batch of sketches; raises ValueError on a wrong shape."""
+        out = self.raw(rough)
+        if self.cfg.gate != "none":
+            return compose_gate(rough, out)
+        return (rough + out).clamp(-1.0, 1.0) if self.cfg.residual else out
+
+    def raw(self, rough: torch.Tensor) -> torch.Tensor:
+        """The head's output: gate logits (``gate``), a correction or a tanh sketch."""
         if rough.ndim != 4 or rough.shape[1] != 1:
             raise ValueError(f"StrokeCalibrator expects (N, 1, H, W), got {tuple(rough.shape)}")
         h, w = rough.shape[-2:]
@@ -59,8 +104,7 @@ class StrokeCalibrator(BaseNetwork):
             raise ValueError(
                 f"StrokeCalibrator: sides {h}x{w} must be multiples of {self.multiple}"
             )
-        out = self._unet_forward(rough) if self.cfg.unet else self.net(rough)
-        return (rough + out).clamp(-1.0, 1.0) if self.cfg.residual else out
+        return self._unet_forward(rough) if self.cfg.unet else self.net(rough)
 
     def _unet_forward(self, x: torch.Tensor) -> torch.Tensor:
         n = self.cfg.n_down
@@ -98,8 +142,8 @@ def _encoder_decoder(cfg: SCNConfig) -> nn.Sequential:
         layers.append(
             up_block(channels(cfg.base, i, cfg.max_ch), channels(cfg.base, i - 1, cfg.max_ch))
         )
-    layers += [nn.ReflectionPad2d(3), nn.Conv2d(cfg.base, 1, 7)]
-    if not cfg.residual:
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(cfg.base, _head_ch(cfg), 7)]
+    if cfg.gate == "none" and not cfg.residual:
         layers.append(nn.Tanh())
     return nn.Sequential(*layers)
 
@@ -125,11 +169,15 @@ def _unet(cfg: SCNConfig) -> nn.ModuleList:
         for i in range(cfg.n_down - 1, -1, -1)
     ]
     fuses = [conv(2 * ch[i], ch[i]) for i in range(cfg.n_down - 1, -1, -1)]
-    head: nn.Module = nn.Conv2d(ch[0], 1, 3, padding=1, padding_mode="replicate")
+    head: nn.Module = nn.Conv2d(ch[0], _head_ch(cfg), 3, padding=1, padding_mode="replicate")
     mods: list[nn.Module] = [*enc, mid, *ups, *fuses, head]
-    if not cfg.residual:
+    if cfg.gate == "none" and not cfg.residual:
         mods.append(nn.Tanh())
     return nn.ModuleList(mods)
+
+
+def _head_ch(cfg: SCNConfig) -> int:
+    return 2 if cfg.gate == "keep_add" else 1
 
 
 def build_scn_discriminator(cfg: SCNConfig) -> PatchDiscriminator:

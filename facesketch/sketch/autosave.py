@@ -77,7 +77,8 @@ def write_autosave(doc: Document, project_path: str | os.PathLike[str] | None = 
     data = document_to_dict(doc, _project_dir(path))
     data["autosave_of"] = None if project_path is None else os.path.abspath(project_path)
     data["autosaved_at"] = time.time()
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # ASCII escapes: any str (a lone surrogate, an undecodable file name) saves and reloads
+    text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
     try:
         atomic_write_bytes(path, (text + "\n").encode("utf-8"))
     except OSError as exc:

@@ -300,7 +300,8 @@ def save_project(doc: Document, path: str | os.PathLike[str]) -> Path:
     """Write ``doc`` to ``path`` atomically; raises ProjectError if it cannot be written."""
     p = Path(path)
     data = document_to_dict(doc, _project_dir(p))
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    # ASCII escapes: any str (a lone surrogate, an undecodable file name) saves and reloads
+    text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))
     try:
         return atomic_write_bytes(p, (text + "\n").encode("utf-8"))
     except OSError as exc:

@@ -45,6 +45,7 @@ __all__ = [
     "load_project",
     "parse_project_json",
     "save_project",
+    "size_problem",
     "user_data_dir",
 ]
 
@@ -211,6 +212,20 @@ def _decode_stroke(data: Any, i: int) -> Stroke:
         raise ValueError(f"{where}: {exc}") from None
 
 
+def size_problem(strokes: list[Stroke]) -> str | None:
+    """Why ``strokes`` are more than a project may hold (None when they fit).
+
+    The app checks this before adding an import and before saving, so it never
+    writes a file its own loader would refuse.
+    """
+    if len(strokes) > MAX_STROKES:
+        return f"{len(strokes):,} strokes, more than the {MAX_STROKES:,} a project may hold"
+    points = sum(len(s.points) for s in strokes)
+    if points > MAX_POINTS:
+        return f"{points:,} stroke points, more than the {MAX_POINTS:,} a project may hold"
+    return None
+
+
 def _decode_strokes(items: list) -> list[Stroke]:
     if len(items) > MAX_STROKES:
         raise ValueError(
@@ -299,6 +314,9 @@ def _project_dir(path: Path) -> Path:
 def save_project(doc: Document, path: str | os.PathLike[str]) -> Path:
     """Write ``doc`` to ``path`` atomically; raises ProjectError if it cannot be written."""
     p = Path(path)
+    problem = size_problem(doc.strokes)
+    if problem:  # it could never be opened again: keep the old file, say why
+        raise ProjectError(f"{p}: not saved: {problem}; erase some strokes and save again")
     data = document_to_dict(doc, _project_dir(p))
     # ASCII escapes: any str (a lone surrogate, an undecodable file name) saves and reloads
     text = json.dumps(data, ensure_ascii=True, separators=(",", ":"))

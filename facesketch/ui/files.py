@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
 
 from facesketch.imaging import ImageError, read_sketch, write_image
+from facesketch.sketch.project import size_problem
 
 PROJECT_FILTER = "facesketch project (*.json)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp)"
@@ -282,6 +283,10 @@ class FileActions:
             self.show_error(outcome.error)  # type: ignore[attr-defined]
             return
         if kind == "strokes":
+            problem = size_problem([*self.model.doc.strokes, *outcome.value])
+            if problem:  # the sketch could not be saved any more
+                self.show_error(f"not imported: the sketch would have {problem}")  # type: ignore[attr-defined]
+                return
             self.model.add_strokes(list(outcome.value))
             self.statusBar().showMessage(f"Imported {len(outcome.value)} strokes", 5000)  # type: ignore[attr-defined]
         elif kind == "photo":

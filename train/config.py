@@ -29,12 +29,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 
 
 def default_data_root() -> Path:
-    """--data default: $FACESKETCH_DATA, /work/cache/prepared, ~/.cache/facesketch/prepared."""
+    """The prepared-data folder when no --data/--out is given: ``$FACESKETCH_DATA``, else
+    ``~/.cache/facesketch/prepared``.  The one definition: train.prepare writes there and
+    every trainer, train.pack and the evaluations read there."""
     env = os.environ.get("FACESKETCH_DATA")
-    if env:
-        return Path(env)
-    work = Path("/work/cache/prepared")
-    return work if work.exists() else Path.home() / ".cache" / "facesketch" / "prepared"
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "facesketch" / "prepared"
 
 
 def parse_value(text: str) -> Any:

@@ -1,7 +1,7 @@
 """Prepared training data: the cache layout, its index, and torch datasets over it.
 
 The cache (written by ``train.prepare``, packed by ``train.pack``) lives outside
-the repository, at ``$FACESKETCH_DATA`` or ``~/.cache/facesketch/prepared``.
+the repository, at :func:`train.config.default_data_root` unless a folder is given.
 Datasets read ``pack_256.npz`` (or the compact pack) when present, else the files.
 No Qt or dlib here: this runs on GPU machines that have neither.
 
@@ -22,17 +22,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from train.config import default_data_root
+
 INDEX_FILE = "index.json"
 PACK_FILE = "pack_256.npz"
 COMPACT_PACK_FILE = "pack_256_compact.npz"
 INDEX_VERSION = 1
 SPLITS = ("train", "val")
-
-
-def default_root() -> Path:
-    """Prepared-data root: ``$FACESKETCH_DATA`` or ``~/.cache/facesketch/prepared``."""
-    env = os.environ.get("FACESKETCH_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "facesketch" / "prepared"
 
 
 def item_paths(root: str | os.PathLike[str], item_id: str) -> dict[str, Path]:
@@ -168,7 +164,7 @@ class FaceDataset(Dataset):
     ) -> None:
         if split not in (*SPLITS, "all"):
             raise ValueError(f"split must be one of {SPLITS} or 'all', not {split!r}")
-        self.root = Path(root) if root is not None else default_root()
+        self.root = Path(root) if root is not None else default_data_root()
         self.size, self.augment = int(size), augment
         self.rng = _ProcessRng(seed)
         self.pack: dict[str, np.ndarray] | None = None
@@ -235,44 +231,3 @@ class FaceDataset(Dataset):
             "sketch": _to_tensor(sketch),
             "id": self.ids[i],
         }
-
-
-class PhotoDataset(FaceDataset):
-    """CartoonGAN's photo domain: aligned faces (``image``, ``mask``), no sketch needed."""
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        item = super().__getitem__(i)
-        item.pop("sketch")
-        return item
-
-
-class AnimeDataset(Dataset):
-    """CartoonGAN's cartoon domain: ``cartoon`` and its edge-smoothed copy ``smooth``,
-    both (3, H, W) in [-1, 1], flipped together."""
-
-    def __init__(
-        self,
-        root: str | os.PathLike[str] | None = None,
-        size: int = 256,
-        augment: bool = True,
-        seed: int | None = None,
-    ) -> None:
-        self.root = Path(root) if root is not None else default_root()
-        self.size, self.augment = int(size), augment
-        self.rng = _ProcessRng(seed)
-        folder = self.root / "anime" / "smooth"
-        ids = sorted(p.stem for p in folder.glob("*.png")) if folder.is_dir() else []
-        self.ids = [i for i in ids if anime_paths(self.root, i)["img"].exists()]
-        if not self.ids:
-            raise RuntimeError(f"{folder}: no edge-smoothed anime faces; run train.prepare")
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        paths = anime_paths(self.root, self.ids[i])
-        cartoon = _resize(_read_rgb(paths["img"]), self.size)
-        smooth = _resize(_read_rgb(paths["smooth"]), self.size)
-        if self.augment and self.rng().random() < 0.5:
-            cartoon, smooth = cartoon[:, ::-1], smooth[:, ::-1]
-        return {"cartoon": _to_tensor(cartoon), "smooth": _to_tensor(smooth), "id": self.ids[i]}

@@ -1,11 +1,10 @@
 """The one training loop shared by every stage (SCN, local 1/2/3, fusion, up, CartoonGAN).
 
-A stage is a small :class:`Task`; this module (with train.config and train.sampling)
-owns everything else: config JSON +
-``--set key=value`` overrides, seeding, data loading (real or synthetic), devices
-(CPU threads = cores; one GPU with bf16/fp16 autocast; torchrun), checkpoint +
-resume, validation grids, ``log.csv``, tqdm, and export through
-``facesketch.engine.weights.save_weights``.
+A stage is a small :class:`Task`; this module (with train.config, train.context and
+train.sampling) owns everything else: config JSON + ``--set key=value`` overrides,
+seeding, data loading (real or synthetic), devices (CPU threads = cores; one GPU with
+bf16/fp16 autocast; torchrun), checkpoint + resume, validation grids, ``log.csv``,
+tqdm, and export through ``facesketch.engine.weights.save_weights``.
 
 Writing a Task (see train/scn.py for a complete one)::
 
@@ -44,9 +43,7 @@ process it is a plain call.  Rank 0 logs and checkpoints.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -69,6 +66,7 @@ from train.config import (  # noqa: F401  (re-exported: stage scripts use loop.b
     model_config,
     parse_value,
 )
+from train.context import RunContext
 from train.sampling import make_loader, seed_everything, to_device, val_batch
 
 
@@ -81,109 +79,6 @@ class Export:
     network: str  # manifest network name: scn, local/<component>, fusion, up, cartoon
     config: dict
     extra: dict = field(default_factory=dict)  # more manifest keys (e.g. mesh_period)
-
-
-class RunContext:
-    """Devices, precision and distributed state, handed to a Task."""
-
-    def __init__(self, cfg: dict, device: str | None = None) -> None:
-        self.cfg = cfg
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if self.world > 1 and not torch.distributed.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            torch.distributed.init_process_group(backend)
-        if device is None:
-            device = f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-            torch.backends.cudnn.benchmark = True
-        else:
-            # train.threads: fewer when other work shares the CPU (oversubscribed torch
-            # threads spin against each other and run several times slower)
-            threads = cfg["train"].get("threads") or (os.cpu_count() or 1) // self.world
-            torch.set_num_threads(max(1, int(threads)))
-        amp = cfg["train"]["amp"]
-        self.amp_dtype: torch.dtype | None = None
-        if amp not in ("auto", "off", "bf16", "fp16"):
-            raise ValueError(f"train.amp must be auto, off, bf16 or fp16, not {amp!r}")
-        if self.device.type == "cuda" and amp != "off":
-            bf16 = amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported())
-            self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
-        self.scalers: dict[str, torch.amp.GradScaler] = {}
-        self.owners: dict[int, tuple[nn.Module, ...]] = {}  # id(optimizer) -> its modules
-        self.model_cfg = model_config(cfg)
-        self.is_main = self.rank == 0
-
-    # -- precision and optimisation ------------------------------------------------
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed-precision context on CUDA (no-op on CPU)."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast("cuda", dtype=self.amp_dtype)
-
-    def adam(self, *modules: nn.Module, lr: float | None = None) -> torch.optim.Optimizer:
-        """Adam over the modules' parameters with the run's lr and betas."""
-        t = self.cfg["train"]
-        params = [p for m in modules for p in m.parameters()]
-        opt = torch.optim.Adam(params, lr=lr or t["lr"], betas=tuple(t["betas"]))
-        self.owners[id(opt)] = modules  # what Task.forward wraps in DDP for this optimizer
-        return opt
-
-    def ddp(self, modules: tuple[nn.Module, ...]) -> nn.Module:
-        """A DistributedDataParallel module over ``modules`` that runs a loss function.
-
-        ``find_unused_parameters``: a step may train only some components (``cycle``)."""
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(
-            _StepModule(modules), device_ids=ids, find_unused_parameters=True
-        )
-
-    def step(self, loss: torch.Tensor, name: str, opt: torch.optim.Optimizer) -> None:
-        """Backward ``loss`` and step ``opt`` (called ``name``; AMP- and rank-aware)."""
-        scaler = self.scalers.get(name)
-        if scaler is None and self.amp_dtype == torch.float16:
-            scaler = self.scalers[name] = torch.amp.GradScaler("cuda")
-        opt.zero_grad(set_to_none=True)
-        (scaler.scale(loss) if scaler else loss).backward()  # DDP averages here (torchrun)
-        if scaler:
-            scaler.step(opt)
-            scaler.update()
-        else:
-            opt.step()
-
-    # -- data ---------------------------------------------------------------------------
-    def dataset(self, split: str, size: int = 256) -> Dataset:
-        """The face dataset of ``split`` at ``size`` (synthetic with ``data.synthetic``)."""
-        d = self.cfg["data"]
-        if d.get("synthetic"):
-            from train.synthetic import SyntheticFaces
-
-            n = int(d.get("synthetic_count", 16))
-            count = n if split == "train" else max(2, n // 4)
-            return SyntheticFaces(count, size, seed=1 if split == "train" else 2)
-        from train.data import FaceDataset
-
-        root = Path(d.get("root") or default_data_root())
-        if not root.exists():
-            raise FileNotFoundError(
-                f"training data folder {root} does not exist: run `python -m train.prepare` "
-                "first, pass --data ROOT (or set FACESKETCH_DATA), or --synthetic for a smoke run"
-            )
-        return FaceDataset(root, split, size=size, augment=split == "train")
-
-
-class _StepModule(nn.Module):
-    """Holds an optimizer's networks so DDP can track them; runs the loss function."""
-
-    def __init__(self, modules: tuple[nn.Module, ...]) -> None:
-        super().__init__()
-        self.parts = nn.ModuleList(modules)
-
-    def forward(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
 
 
 class Task:
@@ -252,27 +147,73 @@ class _Stop:
         self.requested = True
 
 
+@dataclass
+class _Run:
+    """One invocation of :func:`run`: what its phases (init, resume, iterate, finish) share."""
+
+    task: Task
+    ctx: RunContext
+    cfg: dict
+    run_dir: Path
+    train_ds: Dataset
+    val_ds: Dataset
+    #: step, epoch, in_epoch, elapsed_s: the checkpoint's "loop" entry
+    state: dict = field(default_factory=lambda: dict(step=0, epoch=0, in_epoch=0, elapsed_s=0.0))
+    log: CsvLog | None = None
+    val: dict = field(default_factory=dict)  # the fixed validation batch, on the device
+    start_step: int = 0
+    step_time: float = 0.0  # seconds inside train_step (the steps/s figure)
+
+    @property
+    def ckpt(self) -> Path:
+        return self.run_dir / "ckpt.pt"
+
+
 def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: str) -> Path:
     """Train ``task_cls`` until max_steps / max_minutes / SIGTERM; checkpoint, export.
 
     Resumes automatically from ``<run-dir>/ckpt.pt`` unless ``--restart``.
     Returns the run directory.
     """
-    t = cfg["train"]
     run_dir = Path(args.run_dir or Path("runs") / default_run)
     ckpt = run_dir / "ckpt.pt"
-    resume = ckpt.is_file() and not args.restart
-    if resume:  # the stored config wins for everything but the stopping rules
+    stored = None
+    if ckpt.is_file() and not args.restart:
         stored = torch.load(ckpt, map_location="cpu", weights_only=False)
-        old_cfg = stored["config"]
-        if model_config(old_cfg) != model_config(cfg) or old_cfg.get("task") != cfg.get("task"):
-            raise ValueError(
-                f"{ckpt}: the checkpoint was made with another model or task config; "
-                "use --restart to start over or another --run-dir"
-            )
-        old_cfg["train"].update({k: t[k] for k in ("max_steps", "max_minutes")})
-        old_cfg["data"] = cfg["data"]
-        cfg, t = old_cfg, old_cfg["train"]
+        cfg = _resumed_config(stored["config"], cfg, ckpt)
+    r = _init(task_cls, cfg, args, run_dir)
+    if stored is not None:
+        msg = _resume(r, stored)
+        del stored
+    else:
+        msg = _init_from_stages(r.task, args)
+    if r.ctx.is_main:
+        r.log = CsvLog(run_dir / "log.csv")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(r.cfg, indent=2))
+        print(f"[{r.task.name}] {msg}; run dir {run_dir}; device {r.ctx.device}", flush=True)
+    r.val = to_device(val_batch(r.val_ds, int(r.cfg["train"]["val_images"])), r.ctx.device)
+    _iterate(r, args)
+    if r.ctx.is_main:
+        _finish(r, args)
+    return run_dir
+
+
+def _resumed_config(old_cfg: dict, cfg: dict, ckpt: Path) -> dict:
+    """The stored config wins for everything but the stopping rules and the data."""
+    if model_config(old_cfg) != model_config(cfg) or old_cfg.get("task") != cfg.get("task"):
+        raise ValueError(
+            f"{ckpt}: the checkpoint was made with another model or task config; "
+            "use --restart to start over or another --run-dir"
+        )
+    old_cfg["train"].update({k: cfg["train"][k] for k in ("max_steps", "max_minutes")})
+    old_cfg["data"] = cfg["data"]
+    return old_cfg
+
+
+def _init(task_cls: type[Task], cfg: dict, args: argparse.Namespace, run_dir: Path) -> _Run:
+    """Devices, the task (the same initial weights on every rank) and its datasets."""
+    t = cfg["train"]
     ctx = RunContext(cfg, args.device)
     seed_everything(int(t["seed"]))  # the same initial weights on every rank
     task = task_cls(cfg, ctx)
@@ -280,41 +221,48 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
     train_ds, val_ds = task.datasets()
     if len(train_ds) < int(t["batch"]) * ctx.world:
         raise ValueError(f"training set has {len(train_ds)} samples, fewer than one batch")
-    state = {"step": 0, "epoch": 0, "in_epoch": 0, "elapsed_s": 0.0}
-    if resume:
-        for k, v in stored["nets"].items():
-            task.nets[k].load_state_dict(v)
-        for k, v in stored["optims"].items():
-            task.optims[k].load_state_dict(v)
-        for k, v in stored.get("scalers", {}).items():
-            ctx.scalers[k] = torch.amp.GradScaler("cuda")
-            ctx.scalers[k].load_state_dict(v)
-        state.update(stored["loop"])
-        set_rng_state(stored["rng"])
-        del stored
-        msg = f"resumed {ckpt} at step {state['step']}"
-    else:
-        msg = "started fresh"
-        loaded = load_init(task, args.init) if args.init else []
-        missing = task.needs_init - {s.split(" <- ")[0] for s in loaded}
-        if missing:
-            raise ValueError(
-                f"train.{task.name} needs trained {sorted(missing)} from an earlier stage: "
-                f"pass --init RUN_DIR (looked in: {[str(p) for p in args.init or []]})"
-            )
-        if loaded:
-            msg += "; init " + "; ".join(loaded)
-    log = CsvLog(run_dir / "log.csv") if ctx.is_main else None
-    if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
-        print(f"[{task.name}] {msg}; run dir {run_dir}; device {ctx.device}", flush=True)
-    val = to_device(val_batch(val_ds, int(t["val_images"])), ctx.device)
+    return _Run(task, ctx, cfg, run_dir, train_ds, val_ds)
+
+
+def _resume(r: _Run, stored: dict) -> str:
+    """Nets, optimizers, AMP scalers, loop counters and RNG from a checkpoint."""
+    for k, v in stored["nets"].items():
+        r.task.nets[k].load_state_dict(v)
+    for k, v in stored["optims"].items():
+        r.task.optims[k].load_state_dict(v)
+    for k, v in stored.get("scalers", {}).items():
+        r.ctx.scalers[k] = torch.amp.GradScaler("cuda")
+        r.ctx.scalers[k].load_state_dict(v)
+    r.state.update(stored["loop"])
+    set_rng_state(stored["rng"])
+    return f"resumed {r.ckpt} at step {r.state['step']}"
+
+
+def _init_from_stages(task: Task, args: argparse.Namespace) -> str:
+    """A fresh start: nets from earlier stages (``--init``); the ones it needs must be there."""
+    msg = "started fresh"
+    loaded = load_init(task, args.init) if args.init else []
+    missing = task.needs_init - {s.split(" <- ")[0] for s in loaded}
+    if missing:
+        raise ValueError(
+            f"train.{task.name} needs trained {sorted(missing)} from an earlier stage: "
+            f"pass --init RUN_DIR (looked in: {[str(p) for p in args.init or []]})"
+        )
+    if loaded:
+        msg += "; init " + "; ".join(loaded)
+    return msg
+
+
+def _iterate(r: _Run, args: argparse.Namespace) -> None:
+    """Train steps until a stopping rule; log, validate and checkpoint on schedule.
+
+    Always leaves a checkpoint (also on SIGTERM, Ctrl-C or an error in a step)."""
+    task, ctx, state, t = r.task, r.ctx, r.state, r.cfg["train"]
     stop = _Stop()
     old_handler = signal.signal(signal.SIGTERM, stop) if ctx.is_main else None
-    t0, start_elapsed, start_step = time.monotonic(), state["elapsed_s"], state["step"]
+    t0, start_elapsed, r.start_step = time.monotonic(), state["elapsed_s"], state["step"]
     deadline = t0 + 60 * float(t["max_minutes"]) if float(t["max_minutes"]) > 0 else None
-    max_steps, metrics, step_time = int(t["max_steps"]), {}, 0.0
+    max_steps = int(t["max_steps"])
     bar = _progress(ctx, args, state["step"], max_steps)
     task.train_mode(True)
 
@@ -323,13 +271,13 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
         if ctx.world > 1:
             _check_in_sync(task)
         if ctx.is_main:
-            save_checkpoint(ckpt, task, cfg, dict(state))
+            save_checkpoint(r.ckpt, task, r.cfg, dict(state))
 
     try:
         while state["step"] < max_steps and not stop.requested:
             loader = make_loader(
-                train_ds,
-                cfg["train"],
+                r.train_ds,
+                t,
                 ctx.rank,
                 ctx.world,
                 ctx.device.type == "cuda",
@@ -339,19 +287,19 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
             for batch in loader:
                 t_step = time.monotonic()
                 losses = task.train_step(to_device(batch, ctx.device), state["step"])
-                step_time += time.monotonic() - t_step
+                r.step_time += time.monotonic() - t_step
                 state["step"] += 1
                 state["in_epoch"] += 1
                 step = state["step"]
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in list(losses.items())[:4]})
-                if log and (step % int(t["log_every"]) == 0 or step == start_step + 1):
-                    rate = (step - start_step) / max(step_time, 1e-9)
+                if r.log and (step % int(t["log_every"]) == 0 or step == r.start_step + 1):
+                    rate = (step - r.start_step) / max(r.step_time, 1e-9)
                     row = {"step": step, "kind": "train", "epoch": state["epoch"], "steps_s": rate}
-                    log.write({**row, **losses})
+                    r.log.write({**row, **losses})
                 if step % int(t["val_every"]) == 0:
-                    metrics = _validate(task, val, run_dir, step, log)
+                    _validate(task, r.val, r.run_dir, step, r.log)
                 if step % int(t["ckpt_every"]) == 0:
                     checkpoint()
                 out_of_time = deadline is not None and time.monotonic() > deadline
@@ -371,17 +319,20 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
         checkpoint()
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)
-    if ctx.is_main:
-        done = state["step"] - start_step
-        if done:
-            print(f"[{task.name}] {done} steps, {done / step_time:.3f} steps/s (training only)")
-        metrics = _validate(task, val, run_dir, state["step"], log)
-        d = cfg["data"]
-        data = "synthetic" if d.get("synthetic") else str(d.get("root") or default_data_root())
-        out = export(task, Path(args.export or run_dir / "export"), cfg, state, metrics, data)
-        names = ", ".join(str(p) for p in out)
-        print(f"[{task.name}] step {state['step']}; exported {names}", flush=True)
-    return run_dir
+
+
+def _finish(r: _Run, args: argparse.Namespace) -> None:
+    """Rank 0: the speed, a last validation, and the export of the trained networks."""
+    task, state = r.task, r.state
+    done = state["step"] - r.start_step
+    if done:
+        print(f"[{task.name}] {done} steps, {done / r.step_time:.3f} steps/s (training only)")
+    metrics = _validate(task, r.val, r.run_dir, state["step"], r.log)
+    d = r.cfg["data"]
+    data = "synthetic" if d.get("synthetic") else str(d.get("root") or default_data_root())
+    out = export(task, Path(args.export or r.run_dir / "export"), r.cfg, state, metrics, data)
+    names = ", ".join(str(p) for p in out)
+    print(f"[{task.name}] step {state['step']}; exported {names}", flush=True)
 
 
 def _any_rank(flag: bool, ctx: RunContext) -> bool:

@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from train.data import COMPACT_PACK_FILE, PACK_FILE, default_root, item_paths, load_index
+from train.config import default_data_root
+from train.data import COMPACT_PACK_FILE, PACK_FILE, item_paths, load_index
 
 SPLIT_CODES = {"train": 0, "val": 1}
 COMPACT_QUALITIES = (90, 85, 80, 75)
@@ -138,7 +139,7 @@ def pack_compact(root: str | os.PathLike[str], max_mib: float = 60.0, progress: 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point (``python -m train.pack``)."""
     ap = argparse.ArgumentParser(prog="python -m train.pack", description=__doc__.split("\n")[0])
-    ap.add_argument("--root", default=str(default_root()), help="prepared-data cache")
+    ap.add_argument("--root", default=str(default_data_root()), help="prepared-data cache")
     ap.add_argument("--compact", action="store_true", help="JPEG/PNG bytes variant (small)")
     ap.add_argument("--max-mib", type=float, default=60.0, help="size budget of --compact")
     ap.add_argument("--no-progress", action="store_true")

@@ -39,7 +39,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from train.data import anime_paths, default_root, item_paths, load_index, save_index
+from train.config import default_data_root
+from train.data import anime_paths, item_paths, load_index, save_index
 
 #: Source name -> folder under the data root.
 SOURCE_DIRS: dict[str, str] = {
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point (``python -m train.prepare``)."""
     ap = argparse.ArgumentParser(prog="python -m train.prepare", description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="../shared/data", help="shared data root")
-    ap.add_argument("--out", default=str(default_root()), help="prepared-data cache")
+    ap.add_argument("--out", default=str(default_data_root()), help="prepared-data cache")
     ap.add_argument("--limit", type=int, default=None, help="at most N face photos (mixed)")
     ap.add_argument("--sources", default=",".join(SOURCE_DIRS), help="comma-separated sources")
     ap.add_argument("--workers", type=int, default=2, help="alignment processes (0: in-process)")

@@ -7,7 +7,8 @@ Keys: ``device``, ``size``, ``full_render_ms`` (every branch + fusion, nothing c
 ``component_edit_ms`` (a new stroke inside the nose window: nose branch + paste +
 fusion + up head), ``appearance_change_ms`` (the whole-face reference mix moved:
 every branch re-runs with cached codes), ``scn_ms`` (the stroke calibrator over all
-five component inputs), ``weights`` (which networks ran).  Values are medians.
+five component inputs; ``scn_ms_per_crop``: each input alone), ``weights`` (which
+networks ran).  Values are medians.
 Uses the shipped weights when they load, else the ``lite`` networks at random init,
 and says so: timings depend on the architecture, not on the weight values.
 """
@@ -147,6 +148,21 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
                 torch.cuda.synchronize()
 
         scn_ms = _median_ms(run_scn, repeats)
+
+        def one(x):
+            def run(_i):
+                with torch.inference_mode():
+                    y = scn(x)
+                if y.is_cuda:
+                    torch.cuda.synchronize()
+
+            return run
+
+        # the one-part edit re-runs the SCN on one crop only (64-96 px, or the canvas)
+        scn_crop_ms = {
+            f"{n} {x.shape[-1]}px": _median_ms(one(x), repeats)
+            for n, x in zip(COMPONENTS, inputs, strict=True)
+        }
     return {
         "device": pipe.spec.describe(),
         "size": size,
@@ -154,6 +170,7 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
         "component_edit_ms": edit_ms,
         "appearance_change_ms": app_ms,
         "scn_ms": scn_ms,
+        "scn_ms_per_crop": scn_crop_ms if scn is not None else None,
         "weights": bundle.info.get("weights", "shipped"),
         "threads": torch.get_num_threads(),
         "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews times

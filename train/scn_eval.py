@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", type=Path, help="weights folder for the other networks")
     ap.add_argument("--limit", type=int, default=0, help="validation faces (0 = all)")
     ap.add_argument("--rough", type=float, default=0.7, help="roughening strength")
-    ap.add_argument("--strengths", default="0.5,0.75,1", help="SCN strengths to compare")
+    ap.add_argument("--strengths", default="0.5,0.6,0.7,0.8,0.9,1", help="SCN strengths to compare")
     ap.add_argument("--no-faces", action="store_true", help="skip the dlib face metrics")
     ap.add_argument("--face-limit", type=int, default=30, help="faces rendered and compared")
     ap.add_argument("--threads", type=int, default=1)

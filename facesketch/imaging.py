@@ -221,6 +221,11 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray, quality: int = 95
 
 
 # -- tensors -------------------------------------------------------------------------
+#: Tensor value of blank paper in a sketch (white, +1) and of "no content" in a photo
+#: (mid grey, 0): what a blanked component window holds (``models.local.component_input``).
+SKETCH_BLANK, PHOTO_BLANK = 1.0, 0.0
+
+
 def image_to_tensor(img: np.ndarray):  # -> torch.Tensor
     """uint8 RGB (H, W, 3) or batch (N, H, W, 3) to float (N, 3, H, W) in [-1, 1]."""
     import torch

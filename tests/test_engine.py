@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -31,6 +30,7 @@ from facesketch.engine.models import (
 from facesketch.engine.pipeline import FacePipeline, RenderCancelled
 from facesketch.layout import COMPONENTS, LOCAL_COMPONENTS, FaceLayout
 from facesketch.models import preset
+from facesketch.resources import samples_dir, shipped_weights_dir
 
 # tiny networks on a 128 canvas (fully convolutional: the canvas only sets the layout)
 TINY = dataclasses.replace(preset("tiny"), canvas=128)
@@ -349,8 +349,8 @@ def test_load_bundle_reads_exported_weights(tmp_path):
         load_bundle(tmp_path, canvas=CANVAS)
 
 
-SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "weights"
-SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+SHIPPED = shipped_weights_dir()
+SAMPLES = samples_dir()
 
 
 @pytest.mark.skipif(not (SHIPPED / "fusion.json").is_file(), reason="no shipped weights")

@@ -14,6 +14,7 @@ from facesketch.commands import render
 from facesketch.engine.models import random_bundle
 from facesketch.imaging import read_image
 from facesketch.models import preset
+from facesketch.resources import samples_dir
 from facesketch.sketch import Document, Stroke, save_project
 
 CUFS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sketches" / "cufs_train"
@@ -142,7 +143,7 @@ def test_shaded_drawings_become_lines_first(tiny_networks, tmp_path, monkeypatch
     assert calls == [(TINY.canvas, TINY.canvas)] * expected
 
 
-SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "sample-d.jpg"
+SAMPLE = samples_dir() / "sample-d.jpg"
 
 
 def test_geometry_from_a_photo_changes_only_the_chosen_parts(tiny_networks, tmp_path, capsys):

@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import QSettings  # noqa: E402
 
+from facesketch.resources import shipped_weights_dir  # noqa: E402
 from facesketch.ui.app import DEMO_PROJECT, SAMPLES_DIR, _start_engine, has_display  # noqa: E402
 from facesketch.ui.backend import Backend  # noqa: E402
 from facesketch.ui.engine_client import EngineClient  # noqa: E402
@@ -28,7 +29,7 @@ FACESKETCH = Path(sys.executable).with_name("facesketch")
 
 
 def _weights_present() -> bool:
-    folder = Path(os.environ.get("FACESKETCH_WEIGHTS", ROOT / "resources" / "weights"))
+    folder = Path(os.environ.get("FACESKETCH_WEIGHTS", shipped_weights_dir()))
     return any(folder.glob("fusion*.json"))
 
 

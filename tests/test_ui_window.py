@@ -435,7 +435,7 @@ def test_eraser_zoom_and_pan(qtbot, window):
     _draw(qtbot, window, [(15, 20), (30, 40)])
     stroke = window.model.doc.strokes[-1]
     assert stroke.eraser and stroke.width == pytest.approx(9.0)
-    assert window.settings.get("eraser_width") == pytest.approx(9.0)
+    assert window.settings.get("eraser_width") == pytest.approx(18.0)  # kept at 512 px
     z0 = window.canvas.zoom()
     qtbot.keyClick(window.canvas, Qt.Key.Key_Plus)
     assert window.canvas.zoom() == pytest.approx(z0 * 1.25)
@@ -548,3 +548,20 @@ def test_recent_files_menu_reopens_a_project(qtbot, window, tmp_path):
         window.model.path == path.resolve() or Path(window.model.path).resolve() == path.resolve()
     )
     assert len(window.model.doc.strokes) == 1
+
+
+def test_pen_draws_at_the_trained_width_on_every_canvas(qtbot, window, tmp_path):
+    """The pen's default is the width the networks were trained on, scaled to the canvas:
+    a 256 sketch is not drawn twice as thick as a 512 one."""
+    import facesketch.sketch as sk
+
+    _draw(qtbot, window, [(15, 20), (30, 40)])
+    assert window.model.doc.layout.canvas == 256
+    assert window.model.doc.strokes[-1].width == pytest.approx(sk.default_pen_width(256))
+    assert window.pen_width.value() == pytest.approx(sk.default_pen_width(256))
+    sk.save_project(sk.Document.new(512), tmp_path / "big.json")
+    assert window.open_project(tmp_path / "big.json")
+    window.canvas.set_zoom(1.0)
+    window.canvas.centerOn(256, 256)
+    _draw(qtbot, window, [(200, 200), (260, 240)])
+    assert window.model.doc.strokes[-1].width == pytest.approx(sk.default_pen_width(512))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from facesketch.imaging import PHOTO_BLANK, SKETCH_BLANK  # noqa: F401  (defined in imaging; re-exported)
 from facesketch.layout import BACKGROUND, COMPONENTS, LOCAL_COMPONENTS, FaceLayout
 from facesketch.models.blocks import (
     AdaINResBlock,
@@ -208,10 +209,6 @@ def blank_local_windows(x: torch.Tensor, layout: FaceLayout, value: float) -> to
         )
         out[..., rows, cols] = out[..., rows, cols] * (1 - hard) + value * hard
     return out
-
-
-#: what blanked windows hold: white paper in sketches, mid grey in photos
-SKETCH_BLANK, PHOTO_BLANK = 1.0, 0.0
 
 
 def component_input(

@@ -49,6 +49,8 @@ from facesketch.sketch.raster import (
     default_pen_width,
     rasterize_strokes,
     smooth_polyline,
+    width_at_reference,
+    width_on_canvas,
 )
 
 __all__ = [
@@ -77,6 +79,8 @@ __all__ = [
     "autosave_path",
     "discard_autosave_file",
     "default_pen_width",
+    "width_at_reference",
+    "width_on_canvas",
     "find_autosaves",
     "load_project",
     "new_stroke_id",

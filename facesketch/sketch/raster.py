@@ -38,9 +38,20 @@ INK = 0
 PAPER = 255
 
 
+def width_on_canvas(width_512: float, canvas: int) -> float:
+    """Pixels on a ``canvas``-pixel document of a width given at the 512 reference canvas
+    (a line keeps its look relative to the face whatever the canvas)."""
+    return float(width_512) * canvas / REFERENCE_CANVAS
+
+
+def width_at_reference(width: float, canvas: int) -> float:
+    """The inverse of :func:`width_on_canvas`: ``width`` pixels on ``canvas`` at 512."""
+    return float(width) * REFERENCE_CANVAS / canvas
+
+
 def default_pen_width(canvas: int) -> float:
     """Default pen width in pixels on a ``canvas``-pixel document (the trained line width)."""
-    return DEFAULT_LINE_WIDTH_512 * canvas / REFERENCE_CANVAS
+    return width_on_canvas(DEFAULT_LINE_WIDTH_512, canvas)
 
 
 def smooth_polyline(points: np.ndarray, rounds: int = SMOOTHING_ROUNDS) -> np.ndarray:

@@ -20,6 +20,8 @@ from facesketch.resources import samples_dir
 #: Bundled samples: a demo sketch project and a few reference photos.
 SAMPLES_DIR = samples_dir()
 DEMO_PROJECT = SAMPLES_DIR / "demo.json"
+#: Side of the demo render and of each half of its sheet (the app's default render size).
+DEMO_SIZE = 512
 #: How long ``--screenshot`` waits for the first render before giving up (s).
 SCREENSHOT_TIMEOUT_S = 300
 _EXPLICIT_PLATFORMS = ("offscreen", "xcb", "wayland", "eglfs", "vnc", "minimal", "cocoa", "windows")
@@ -169,20 +171,23 @@ def render_demo(out: str | Path = "facesketch-demo.png", project: str | None = N
     start = time.perf_counter()
     service.submit(
         RenderRequest(
-            document=doc.snapshot(), size=512, scn_strength=doc.scn_strength, cartoon_style=None
+            document=doc.snapshot(),
+            size=DEMO_SIZE,
+            scn_strength=doc.scn_strength,
+            cartoon_style=None,
         ),
         callback,
     )
     if not done.wait(600):
         print("facesketch app: the demo render did not finish in 10 minutes", file=sys.stderr)
         return 1
-    getattr(service, "shutdown", lambda: None)()
+    service.shutdown()
     result = box["result"]
-    sketch = doc.render_sketch(512)
+    sketch = doc.render_sketch(DEMO_SIZE)
     if result.error or result.face is None:
         print(f"facesketch app: the demo could not be rendered: {result.error}", file=sys.stderr)
         return 1
-    face = cv2.resize(result.face, (512, 512), interpolation=cv2.INTER_AREA)
+    face = cv2.resize(result.face, (DEMO_SIZE, DEMO_SIZE), interpolation=cv2.INTER_AREA)
     sheet = np.concatenate([np.repeat(sketch[:, :, None], 3, axis=2), face], axis=1)
     path = write_image(out, sheet)
     print(

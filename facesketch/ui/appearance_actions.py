@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from facesketch.sketch import FACE
 from facesketch.ui.engine_client import JobOutcome
 from facesketch.ui.qimages import scaled_pixmap
 
@@ -48,7 +49,7 @@ class AppearanceActions:
                 if crops is None:
                     self.fetch_thumbnails(p)
                 elif crops:
-                    crop = crops.get(slot, crops.get("face"))
+                    crop = crops.get(slot, crops.get(FACE))
                     if crop is not None:
                         thumbs[p] = scaled_pixmap(crop, THUMB_SIDE)
             self.appearance.show_slot(slot, paths, mix, thumbs, shape)

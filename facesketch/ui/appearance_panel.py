@@ -27,12 +27,12 @@ from PySide6.QtWidgets import (
 )
 
 from facesketch.layout import COMPONENT_LABELS, COMPONENTS
+from facesketch.sketch import FACE
 from facesketch.ui.canvas import WINDOW_COLORS
 
-FACE_SLOT = "face"
 #: Slot keys in display order: the whole face first, then each component.
-SLOTS: tuple[str, ...] = (FACE_SLOT, *COMPONENTS)
-SLOT_LABELS = {FACE_SLOT: "Whole face", **COMPONENT_LABELS}
+SLOTS: tuple[str, ...] = (FACE, *COMPONENTS)
+SLOT_LABELS = {FACE: "Whole face", **COMPONENT_LABELS}
 _THUMB = 56
 
 
@@ -198,7 +198,7 @@ class AppearancePanel(QWidget):
         box.addWidget(QLabel("Samples"))
         self.samples = SampleList()
         self.samples.itemDoubleClicked.connect(
-            lambda item: self.photoDropped.emit(FACE_SLOT, item.data(Qt.ItemDataRole.UserRole), 0)
+            lambda item: self.photoDropped.emit(FACE, item.data(Qt.ItemDataRole.UserRole), 0)
         )
         box.addWidget(self.samples)
         box.addStretch(1)

@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (
     QGraphicsView,
 )
 
-from facesketch.layout import BACKGROUND, LOCAL_COMPONENTS, FaceLayout
+from facesketch.layout import BACKGROUND, LOCAL_COMPONENTS, REFERENCE_CANVAS, FaceLayout
+from facesketch.sketch import FACE, default_pen_width
 from facesketch.ui.canvas_items import (
     ERASER,
     MIN_SEGMENT,
@@ -75,7 +76,7 @@ class SketchCanvas(QGraphicsView):
         self.setBackgroundBrush(QColor(200, 200, 204))
         self.setAcceptDrops(True)
         self.tool = PEN
-        self.widths = {PEN: 2.5, ERASER: 12.0}
+        self.widths = {PEN: default_pen_width(REFERENCE_CANVAS), ERASER: 12.0}  # window sets them
         self.layout_: FaceLayout = FaceLayout.default()
         self._paper = QGraphicsRectItem()
         self._paper.setBrush(QColor(255, 255, 255))
@@ -426,7 +427,7 @@ class SketchCanvas(QGraphicsView):
             return
         pos = self.mapToScene(event.position().toPoint())
         name = self.layout_.component_at(pos.x(), pos.y())
-        slot = "face" if name == BACKGROUND else name
+        slot = FACE if name == BACKGROUND else name
         self.photoDropped.emit(slot, urls[0].toLocalFile())
         event.acceptProposedAction()
 

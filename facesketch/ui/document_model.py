@@ -148,7 +148,7 @@ class DocumentModel(QObject):
         self.replace(doc, None, True)
         self.add_strokes(strokes)
         if photo:
-            self.set_appearance("face", (photo,), 0.0)
+            self.set_appearance(sk.FACE, (photo,), 0.0)
 
     def open(self, path: str | Path) -> None:
         """Load a project file (raises ProjectError; the open document stays on failure)."""

@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
 
 from facesketch.imaging import ImageError, read_sketch, write_image
+from facesketch.sketch import FACE
 from facesketch.sketch.project import size_problem
 
 PROJECT_FILTER = "facesketch project (*.json)"
@@ -386,7 +387,7 @@ class FileActions:
         menu.addSeparator()
         for photo in self.sample_photos():
             act = menu.addAction(f"Use photo for whole face: {photo.stem}")
-            act.triggered.connect(lambda _c=False, p=photo: self.drop_photo("face", str(p), 0))  # type: ignore[attr-defined]
+            act.triggered.connect(lambda _c=False, p=photo: self.drop_photo(FACE, str(p), 0))  # type: ignore[attr-defined]
             self.appearance.samples.add_photo(photo)  # type: ignore[attr-defined]
 
     def open_sample(self, path: Path) -> bool:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
+from facesketch.sketch import width_at_reference, width_on_canvas
 from facesketch.ui.appearance_actions import AppearanceActions
 from facesketch.ui.appearance_panel import AppearancePanel
 from facesketch.ui.backend import Backend
@@ -36,6 +37,8 @@ from facesketch.ui.notice import Notice
 from facesketch.ui.result_view import ResultView
 from facesketch.ui.settings import AUTOSAVE_CHOICES, Settings
 
+#: Settings key of each drawing tool's width.
+_WIDTH_KEYS = {PEN: "pen_width", ERASER: "eraser_width"}
 #: Quiet time after the last edit before a render is requested (ms).
 RENDER_DEBOUNCE_MS = 150
 SKETCH_RAW, SKETCH_OVERLAY, SKETCH_BESIDE = (
@@ -112,8 +115,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self._build_toolbar()
         self._build_menus()
         self._connect()
-        self.canvas.set_width(PEN, settings.get("pen_width"))
-        self.canvas.set_width(ERASER, settings.get("eraser_width"))
+        self._width_canvas = 0  # canvas size the pen widths were last scaled to
         self.set_tool(PEN)
         self.load_samples()
         self.refresh_styles()
@@ -278,10 +280,22 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
             self.pen_width.blockSignals(False)
 
     def on_width_changed(self, value: float) -> None:
+        """The spin box shows document pixels; the setting is kept at the 512 canvas."""
         tool = self.canvas.tool
         if tool in (PEN, ERASER):
             self.canvas.set_width(tool, value)
-            self.settings.set("pen_width" if tool == PEN else "eraser_width", value)
+            width = width_at_reference(value, self.model.doc.layout.canvas)
+            self.settings.set(_WIDTH_KEYS[tool], width)
+
+    def apply_pen_widths(self) -> None:
+        """Scale the pen and eraser to the document's canvas (the trained width by default)."""
+        canvas = self.model.doc.layout.canvas
+        if canvas == self._width_canvas:
+            return
+        self._width_canvas = canvas
+        for tool, key in _WIDTH_KEYS.items():
+            self.canvas.set_width(tool, width_on_canvas(self.settings.get(key), canvas))
+        self.set_tool(self.canvas.tool)  # show the scaled width
 
     def clear_canvas(self) -> None:
         """Remove every stroke (undoable)."""
@@ -300,6 +314,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         """Refresh every view of the document and schedule a render."""
         doc = self.model.doc
         self.canvas.sync(doc)
+        self.apply_pen_widths()
         self.scn_slider.blockSignals(True)
         self.scn_slider.setValue(round(float(doc.scn_strength) * 100))
         self.scn_slider.blockSignals(False)

@@ -7,6 +7,8 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
+from facesketch.sketch import DEFAULT_LINE_WIDTH_512
+
 ORGANIZATION, APPLICATION = "facesketch", "facesketch"
 _MAX_RECENT = 8
 #: Autosave intervals the Settings menu offers (seconds; 0 turns autosave off).
@@ -15,7 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "canvas_size": 512,
     "render_size": 512,
-    "pen_width": 2.5,
+    # pen and eraser widths are pixels at the 512 reference canvas (sketch.width_on_canvas
+    # gives a document's pixels), so a 256 sketch draws at the trained width too
+    "pen_width": DEFAULT_LINE_WIDTH_512,
     "eraser_width": 12.0,
     "autosave_s": 30,  # seconds between autosaves of a modified sketch; 0 = never
     "last_dir": str(Path.home()),

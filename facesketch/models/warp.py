@@ -78,19 +78,31 @@ def fit_tps(ctrl: torch.Tensor, target: torch.Tensor, reg: float = 0.0) -> torch
 def eval_tps(coef: torch.Tensor, ctrl: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
     """Evaluate the spline ``coef`` (from :func:`fit_tps` on ``ctrl``) at ``pts`` (N, M, 2)."""
     n, m, _ = pts.shape
-    d2 = (pts[:, :, None, :] - ctrl[:, None, :, :]).pow(2).sum(-1)  # (N, M, K)
+    # |p - c|^2 by expansion: one matmul instead of an (N, M, K, 2) difference tensor.
+    d2 = (
+        pts.pow(2).sum(-1, keepdim=True)
+        + ctrl.pow(2).sum(-1)[:, None, :]
+        - 2 * pts @ ctrl.transpose(1, 2)
+    ).clamp_min(0)
     basis = torch.cat([_tps_kernel(d2), pts, pts.new_ones(n, m, 1)], dim=2)
     return basis @ coef
 
 
 def tps_backward_map(
-    src_pts: torch.Tensor, dst_pts: torch.Tensor, h: int, w: int, reg: float = 0.0
+    src_pts: torch.Tensor,
+    dst_pts: torch.Tensor,
+    h: int,
+    w: int,
+    reg: float = 0.0,
+    map_side: int = MAX_MAP_SIDE,
 ) -> torch.Tensor:
     """For each output pixel centre, where to sample the input: (N, H, W, 2) pixels.
 
     Fitted on the control points (dst -> src) plus border anchors of the output
     frame, which follow the best affine fit of the control points (so an affine
     motion is reproduced exactly and the border never folds over the face).
+    The map is evaluated on at most ``map_side`` x ``map_side`` pixel centres and
+    interpolated; use a larger ``map_side`` (or ``reg`` > 0) for sharp local warps.
     """
     if src_pts.shape != dst_pts.shape or src_pts.dim() != 3 or src_pts.shape[-1] != 2:
         raise ValueError(
@@ -112,12 +124,14 @@ def tps_backward_map(
     target = torch.cat([src, anchors_src], 1)
     coef = fit_tps(ctrl, target, reg)
 
-    mh, mw = min(h, MAX_MAP_SIDE), min(w, MAX_MAP_SIDE)
+    mh, mw = min(h, map_side), min(w, map_side)
     ys = torch.linspace(0.5, h - 0.5, mh, dtype=dtype, device=src.device) / unit
     xs = torch.linspace(0.5, w - 0.5, mw, dtype=dtype, device=src.device) / unit
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     lattice = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(n, -1, -1)
-    mapped = (eval_tps(coef, ctrl, lattice).reshape(n, mh, mw, 2) * unit).to(out_dtype)
+    # Evaluate in the output precision (the expensive part); coefficients stay float64-fitted.
+    mapped = eval_tps(coef.to(out_dtype), ctrl.to(out_dtype), lattice.to(out_dtype))
+    mapped = mapped.reshape(n, mh, mw, 2) * unit
     if (mh, mw) != (h, w):
         # Lattice points sit exactly on the first/last pixel centres, so
         # align_corners=True interpolation lands on every pixel centre.
@@ -134,6 +148,7 @@ def tps_warp(
     reg: float = 0.0,
     src_valid: torch.Tensor | None = None,
     padding_mode: str = "border",
+    map_side: int = MAX_MAP_SIDE,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Warp ``image`` (N, C, H, W) so content at ``src_pts`` lands at ``dst_pts``.
 
@@ -147,7 +162,7 @@ def tps_warp(
     n, _, h, w = image.shape
     if src_pts.shape[0] != n:
         raise ValueError(f"{n} images but {src_pts.shape[0]} point sets")
-    where = tps_backward_map(src_pts, dst_pts, h, w, reg)
+    where = tps_backward_map(src_pts, dst_pts, h, w, reg, map_side)
     grid = torch.stack([where[..., 0] / w * 2 - 1, where[..., 1] / h * 2 - 1], -1)
     grid = grid.to(image.dtype)
     warped = F.grid_sample(

@@ -75,13 +75,17 @@ def check_regular_file(
     return st
 
 
+def _a(what: str) -> str:
+    return f"{'an' if what[:1].lower() in 'aeiou' else 'a'} {what}"
+
+
 def _check_stat(p: Path, st: os.stat_result, max_bytes: int, what: str) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise FileCheckError(f"{p}: is {_kind(st.st_mode)}, not a {what}")
+        raise FileCheckError(f"{p}: is {_kind(st.st_mode)}, not {_a(what)}")
     if st.st_size > max_bytes:
         raise FileCheckError(
             f"{p}: is {_size_text(st.st_size)}, more than the {_size_text(max_bytes)} "
-            f"a {what} may be"
+            f"{_a(what)} may be"
         )
 
 
@@ -158,10 +162,23 @@ def remove_stale_temps(target: str | os.PathLike[str]) -> list[Path]:
     :data:`STALE_TEMP_S`.
     """
     p = Path(target)
-    pattern = re.compile(rf"^\.{re.escape(p.name)}\.(?:(\d+)-)?[A-Za-z0-9_]+\.tmp$")
-    removed = []
+    return _remove_stale(p.parent, re.escape(p.name))
+
+
+def remove_stale_temps_in(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete temp files of interrupted saves of any file in ``folder`` (at start-up).
+
+    For folders whose files are never saved twice under one name (each session's
+    autosave carries its process id), where :func:`remove_stale_temps` never runs.
+    """
+    return _remove_stale(Path(folder), r".+")
+
+
+def _remove_stale(folder: Path, name_pattern: str) -> list[Path]:
+    pattern = re.compile(rf"^\.{name_pattern}\.(?:(\d+)-)?[A-Za-z0-9_]+\.tmp$")
+    removed: list[Path] = []
     try:
-        entries = list(os.scandir(p.parent))
+        entries = list(os.scandir(folder))
     except OSError:
         return removed
     now = time.time()

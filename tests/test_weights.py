@@ -150,3 +150,50 @@ def test_damaged_shipped_weights_say_reinstall(
         W.load_state_dict(path)
     assert "pip install --force-reinstall facesketch" in str(err.value)
     assert "python -m train" not in str(err.value)
+
+
+def test_the_default_appearance_codes_are_checksummed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Flipped bytes in appearance_mean must be a weights error, not a changed render."""
+    import shutil
+
+    import facesketch.engine.weights as weights_module
+    from facesketch.engine.models import MEAN_CODES_FILE, load_mean_codes
+
+    shipped = shipped_weights_dir() / MEAN_CODES_FILE
+    codes = load_mean_codes(shipped)  # the shipped copy verifies against its manifest
+    assert W.read_manifest(shipped)["network"] == "appearance_mean"
+    copy = tmp_path / MEAN_CODES_FILE
+    shutil.copy(shipped, copy)
+    shutil.copy(shipped.with_suffix(".json"), copy.with_suffix(".json"))
+    raw = bytearray(copy.read_bytes())
+    raw[-5] ^= 0x01  # one bit of one code value: loads fine without a checksum
+    copy.write_bytes(bytes(raw))
+    monkeypatch.setattr(weights_module, "shipped_weights_dir", lambda: tmp_path)
+    with pytest.raises(ValueError, match="checksum mismatch") as err:
+        load_mean_codes(copy)
+    assert str(copy) in str(err.value) and "reinstall" in str(err.value)
+    assert set(codes) >= {"nose", "mouth"}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "folder"])
+def test_special_files_as_weights_fail_at_once(tmp_path: Path, kind: str) -> None:
+    import os
+
+    path = saved(tmp_path)
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev_zero":
+        path.symlink_to("/dev/zero")
+    else:
+        path.mkdir()
+    with pytest.raises(W.WeightsError) as err:  # no hang, no memory blow-up
+        W.load_state_dict(path)
+    assert str(path) in str(err.value) and "not a weights file" in str(err.value)
+    man = path.with_suffix(".json")
+    man.unlink()
+    os.mkfifo(man)
+    with pytest.raises(W.WeightsError, match="FIFO"):
+        W.read_manifest(path)

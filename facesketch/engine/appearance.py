@@ -71,10 +71,13 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
     if key in _digests:
         return _digests[key]
-    try:
-        digest = hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest()
-    except OSError as exc:
-        raise AppearanceError(f"cannot use appearance reference {p}: {exc}") from exc
+    from facesketch.fileio import MAX_IMAGE_BYTES, FileCheckError, read_file_bytes
+
+    try:  # a regular file of sane size only: /dev/zero or a FIFO fails at once
+        data = read_file_bytes(p, MAX_IMAGE_BYTES, "photo")
+    except FileCheckError as exc:
+        raise AppearanceError(f"cannot use appearance reference: {exc}") from None
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     return _digests.put(key, digest)
 
 

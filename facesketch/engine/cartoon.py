@@ -163,20 +163,70 @@ def convert_official_state_dict(
     return out, cfg
 
 
+def _load_error_reason(exc: BaseException) -> str:
+    """Why torch could not load a file, without PyTorch's advice to load it unsafely.
+
+    torch's messages suggest ``weights_only=False`` or allow-listing globals; either
+    would let a downloaded file run code, so that advice is never passed on.
+    """
+    text = str(exc).replace("\x1b[1m", "").replace("\x1b[0m", "")
+    found = re.search(r"Unsupported (?:global|operand)[^.\n]*", text)
+    if found:
+        return f"it holds Python objects, not only tensors ({found.group(0).strip()})"
+    keep = [
+        sentence.strip()
+        for sentence in re.split(r"(?<=[.!?])\s+|\n", text)
+        if sentence.strip()
+        and not re.search(r"weights_only|safe_globals|trust|arbitrary code", sentence, re.I)
+    ]
+    reason = " ".join(keep)[:200].strip()
+    return reason if len(reason) > 3 else "not a PyTorch file"
+
+
+def _check_tensors(sd: dict, where: str) -> None:
+    for key, value in sd.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        if value.is_complex():
+            raise StyleError(f"{where}: parameter {key!r} holds complex numbers; not a generator")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise StyleError(
+                f"{where}: parameter {key!r} holds NaN or infinite values (a diverged or "
+                "damaged training run); it would render black"
+            )
+
+
 def _read_official(path: Path) -> tuple[dict[str, torch.Tensor], CartoonConfig]:
-    if not path.is_file():
-        raise StyleError(f"{path}: no such file")
+    import io
+    import warnings
+
+    from facesketch.fileio import MAX_WEIGHTS_BYTES, FileCheckError, read_file_bytes
+
     try:
-        sd = torch.load(path, weights_only=True, map_location="cpu")
+        data = read_file_bytes(path, MAX_WEIGHTS_BYTES, "CartoonGAN generator file")
+    except FileCheckError as exc:
+        raise StyleError(str(exc)) from None
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load
+
+            sd = load(data)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch warns about pickle protocols
+                sd = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as exc:  # pickle, zip and torch errors all mean "not usable"
         raise StyleError(
-            f"{path}: cannot be read as a PyTorch state dict with safe loading ({exc})"
-        ) from exc
+            f"{path}: cannot be read as a PyTorch state dict with safe loading "
+            f"({_load_error_reason(exc)}); facesketch never runs code from a weights file: "
+            "use the authors' <Style>_net_G_float.pth"
+        ) from None
     for wrapper in ("state_dict", "model", "net_G"):
         if isinstance(sd, dict) and isinstance(sd.get(wrapper), dict):
             sd = sd[wrapper]
     if not isinstance(sd, dict):
         raise StyleError(f"{path}: holds a {type(sd).__name__}, not a state dict")
+    _check_tensors(sd, str(path))
     return convert_official_state_dict(sd, str(path))
 
 
@@ -261,6 +311,7 @@ def _build(name: str, path: Path) -> tuple[CartoonGenerator, str, dict[str, Any]
         load_into(gen, path, NETWORK, cfg.to_dict())
     except (WeightsError, KeyError, TypeError) as exc:
         raise StyleError(f"{path}: cannot load style {name!r}: {exc}") from exc
+    _check_tensors(gen.state_dict(), f"{path}: style {name!r}")
     order = manifest.get("input_order", "rgb")
     if order not in ("rgb", "bgr"):
         raise StyleError(f"{path}: manifest input_order {order!r} is neither 'rgb' nor 'bgr'")

@@ -108,30 +108,47 @@ def mean_codes_from_images(
     return {k: v / n for k, v in sums.items()}
 
 
-def save_mean_codes(codes: Mapping[str, torch.Tensor], path: str | Path) -> Path:
-    """Write mean appearance codes (safetensors, one tensor per component)."""
-    from safetensors.torch import save_file
+#: Registry name of the default appearance codes (checksummed like every weights file).
+MEAN_CODES_NETWORK = "appearance_mean"
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    save_file({k: v.detach().float().cpu().contiguous() for k, v in codes.items()}, str(tmp))
-    tmp.replace(p)
-    return p
+
+def save_mean_codes(codes: Mapping[str, torch.Tensor], path: str | Path) -> Path:
+    """Write mean appearance codes (safetensors, one tensor per component) + manifest.
+
+    Through the weights registry, so the file carries a sha256 and a damaged copy is
+    refused instead of silently changing every render.  Kept in float32.
+    """
+    from facesketch.engine.weights import save_weights
+
+    tensors = {k: v.detach().float().cpu().contiguous() for k, v in codes.items()}
+    dims = sorted({int(v.shape[-1]) for v in tensors.values()})
+    manifest = {
+        "network": MEAN_CODES_NETWORK,
+        "config": {"components": sorted(tensors), "dims": dims},
+        "data": "mean E_app code of aligned face photos (python -m facesketch.engine.models)",
+    }
+    return save_weights(tensors, Path(path), manifest, half=False)
 
 
 def load_mean_codes(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read codes written by :func:`save_mean_codes`; ValueError naming the file if bad."""
-    from safetensors.torch import load_file
+    """Read codes written by :func:`save_mean_codes` (checksum verified).
+
+    Raises ValueError naming the file and what to do when it is missing, damaged or
+    incomplete.
+    """
+    from facesketch.engine.weights import WeightsError, load_state_dict
 
     p = Path(path)
     try:
-        codes = load_file(str(p))
-    except Exception as exc:  # safetensors raises several types for corrupt files
-        raise ValueError(f"{p}: cannot read mean appearance codes ({exc})") from exc
+        codes, _ = load_state_dict(p, MEAN_CODES_NETWORK)
+    except WeightsError as exc:
+        raise ValueError(str(exc)) from None
     missing = [c for c in COMPONENTS if c not in codes]
     if missing:
         raise ValueError(f"{p}: mean appearance codes lack {', '.join(missing)}")
+    bad = [k for k, v in codes.items() if not torch.isfinite(v.float()).all()]
+    if bad:
+        raise ValueError(f"{p}: mean appearance codes hold NaN or infinite values ({bad[0]})")
     return {k: v.float() for k, v in codes.items()}
 
 

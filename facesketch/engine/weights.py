@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from facesketch.fileio import MAX_WEIGHTS_BYTES, FileCheckError, atomic_write_bytes, read_file_bytes
 from facesketch.resources import shipped_weights_dir
-from facesketch.sketch.project import atomic_write_bytes
 
 #: Environment variable naming a folder of weights to use instead of the shipped ones.
 WEIGHTS_ENV = "FACESKETCH_WEIGHTS"
@@ -31,6 +31,8 @@ WEIGHTS_SUFFIX = ".safetensors"
 MANIFEST_SUFFIX = ".json"
 #: Manifest keys every weights file must have.
 REQUIRED_KEYS = ("network", "config")
+#: Largest manifest read (they are a few KiB).
+MAX_MANIFEST_BYTES = 1024 * 1024
 #: Training script that makes each network (for "what to do" in messages).
 _TRAIN_SCRIPT = {"scn": "scn", "fusion": "fusion", "up": "fusion", "cartoon": "cartoongan"}
 
@@ -99,18 +101,20 @@ def read_manifest(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of a weights file (checked for the required keys and format version)."""
     path = resolve(name_or_path)
     mpath = manifest_path(path)
-    try:
-        text = mpath.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(mpath):
         raise WeightsError(
             f"{mpath}: manifest missing for {path.name}; keep the .json that was written "
             "beside it or re-export the weights"
-        ) from None
-    except OSError as exc:
-        raise WeightsError(f"{mpath}: cannot read the manifest: {exc}") from None
+        )
+    try:
+        text = read_file_bytes(mpath, MAX_MANIFEST_BYTES, "weights manifest").decode("utf-8")
+    except FileCheckError as exc:
+        raise WeightsError(f"{exc}; re-export the weights") from None
+    except UnicodeDecodeError:
+        raise WeightsError(f"{mpath}: the manifest is not UTF-8 text; re-export it") from None
     try:
         manifest = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise WeightsError(
             f"{mpath}: the manifest is not valid JSON ({exc}); re-export it"
         ) from None
@@ -197,15 +201,15 @@ def load_state_dict(
             f"{path}: holds a {manifest['network']!r} network, not {network!r}; "
             "point to the right file or delete this one to use the shipped weights"
         )
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         raise WeightsError(
             f"{path}: weights file missing (its manifest is there); "
             f"{_remedy(manifest['network'], path)}"
-        ) from None
-    except OSError as exc:
-        raise WeightsError(f"{path}: cannot read the weights: {exc}") from None
+        )
+    try:
+        data = read_file_bytes(path, MAX_WEIGHTS_BYTES, "weights file")
+    except FileCheckError as exc:
+        raise WeightsError(f"{exc}; {_remedy(manifest['network'], path)}") from None
     digest = hashlib.sha256(data).hexdigest()
     expected = manifest.get("sha256")
     if digest != expected:

@@ -16,7 +16,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesketch.fileio import MAX_PROJECT_BYTES, atomic_write_bytes, pid_alive, read_file_bytes
+from facesketch.fileio import (
+    MAX_PROJECT_BYTES,
+    atomic_write_bytes,
+    pid_alive,
+    read_file_bytes,
+    remove_stale_temps_in,
+)
 from facesketch.sketch.document import Document
 from facesketch.sketch.project import (
     PROJECT_SUFFIX,
@@ -59,8 +65,8 @@ def _owner_file(autosave: Path) -> Path:
 
 def _owned_by_live_process(autosave: Path) -> bool:
     try:
-        pid = int(_owner_file(autosave).read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
+        pid = int(read_file_bytes(_owner_file(autosave), 64, "owner file").strip())
+    except (OSError, ValueError):  # FileCheckError is a ValueError
         return False
     return pid_alive(pid)
 
@@ -120,6 +126,7 @@ def find_autosaves(left_behind_only: bool = True) -> list[Path]:
     folder = autosave_dir()
     if not folder.is_dir():
         return []
+    remove_stale_temps_in(folder)  # half-written copies of sessions that died mid-save
     found = [p for p in folder.glob(f"*{PROJECT_SUFFIX}") if p.is_file()]
     if left_behind_only:
         found = [p for p in found if not _owned_by_live_process(p)]

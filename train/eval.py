@@ -31,11 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from facesketch.imaging import sketch_to_tensor, tensor_to_image, write_image
-from facesketch.layout import BACKGROUND, COMPONENTS, LOCAL_COMPONENTS, FaceLayout
+from facesketch.layout import COMPONENTS, LOCAL_COMPONENTS, FaceLayout
 from facesketch.models import ComponentModel, GlobalFusion, StrokeCalibrator, Upsampler2x, preset
 from facesketch.models.config import FusionConfig, LocalConfig, SCNConfig
-from facesketch.models.filters import remove_periodic_pattern
-from facesketch.models.local import SKETCH_BLANK, component_input
+from facesketch.models.face_model import FaceModel
 from facesketch.models.losses import mean_color
 
 TOLERANCE = 2  # pixels, for edge F1
@@ -89,43 +88,31 @@ def masked_ssim(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
 
 # -- networks ----------------------------------------------------------------------------
 class Renderer:
-    """Sketch + per-component appearance codes -> face, with the trained networks.
+    """Sketch + per-component appearance codes -> face, by :class:`FaceModel` (the
+    engine's stages), on the canonical layout of ``canvas``."""
 
-    Uses ``component_input`` and ``FaceLayout.paste_all`` exactly like the engine.
-    """
-
-    def __init__(
-        self,
-        locals_: dict[str, ComponentModel],
-        fusion: GlobalFusion,
-        scn: StrokeCalibrator | None,
-        canvas: int,
-    ) -> None:
-        self.locals, self.fusion, self.scn = locals_, fusion, scn
+    def __init__(self, model: FaceModel, canvas: int) -> None:
+        self.model, self.scn = model, model.scn
         self.layout = FaceLayout.default(canvas)
 
     def codes(self, photo: torch.Tensor) -> dict[str, torch.Tensor]:
         """Appearance code of every component of a batch of aligned photos."""
-        lay = self.layout
-        return {
-            c: m.E_app(photo if c == BACKGROUND else lay.crop(photo, c))
-            for c, m in self.locals.items()
-        }
+        return self.model.codes(photo, self.layout)
 
-    def render(self, sketch: torch.Tensor, codes: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Faces (N, 3, S, S) for sketches (N, 1, S, S)."""
-        maps = {}
-        for c, m in self.locals.items():
-            maps[c] = m.G_syn(
-                m.E_sketch(component_input(sketch, self.layout, c, SKETCH_BLANK)), codes[c]
-            )
-        base = maps.pop(BACKGROUND)
-        face = self.fusion(self.layout.paste_all(base, maps), sketch)
-        return remove_periodic_pattern(face)  # as the engine shows it
+    def render(
+        self,
+        sketch: torch.Tensor,
+        codes: dict[str, torch.Tensor],
+        reference: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Faces (N, 3, S, S) for sketches (N, 1, S, S), as the engine shows them."""
+        return self.model(sketch, codes, self.layout, reference=reference, valid=valid)
 
 
-def load_networks(dirs: list[Path]) -> tuple[Renderer, int]:
-    """Build and load the networks exported into ``dirs`` (checked by the registry)."""
+def load_networks(dirs: list[Path], fusion_network: str = "fusion") -> tuple[Renderer, int]:
+    """Build and load the networks exported into ``dirs`` (checked by the registry);
+    ``fusion_network`` picks the fusion (``fusion_ref``: the reference fusion) when found."""
     from facesketch.engine.weights import load_into, read_manifest
 
     found: dict[str, tuple[Path, dict]] = {}
@@ -147,12 +134,14 @@ def load_networks(dirs: list[Path]) -> tuple[Renderer, int]:
     for c in COMPONENTS:
         conf = found[f"local/{c}"][1]["config"]
         locals_[c] = load(ComponentModel(LocalConfig.from_dict(conf["local"]), c), f"local/{c}")
-    fusion = load(GlobalFusion(FusionConfig.from_dict(found["fusion"][1]["config"])), "fusion")
+    net = fusion_network if fusion_network in found else "fusion"
+    fusion = load(GlobalFusion(FusionConfig.from_dict(found[net][1]["config"])), net)
     scn = None
     if "scn" in found:
         scn = load(StrokeCalibrator(SCNConfig.from_dict(found["scn"][1]["config"])), "scn")
     canvas = 256  # the networks' training canvas (the engine's internal canvas)
-    return Renderer(locals_, fusion, scn, canvas), canvas
+    model = FaceModel.from_components(locals_, fusion, scn=scn)
+    return Renderer(model, canvas), canvas
 
 
 def _sketch_of(face: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
@@ -364,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
 
         ds = SyntheticFaces(max(args.limit, 3), canvas, seed=2)
     else:
+        from train.config import default_data_root
         from train.data import FaceDataset
-        from train.loop import default_data_root
 
         ds = FaceDataset(args.data or default_data_root(), "val", size=canvas, augment=False)
     metrics = evaluate(renderer, ds, args.limit, args.out)

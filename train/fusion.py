@@ -1,8 +1,8 @@
 """Train the global fusion network (local networks frozen) and the 2x up-sampling head.
 
 ``--stage fusion``: every component's frozen E_sketch / E_app / G_syn turn a training
-face (its sketch, its own appearance) into feature maps, pasted with
-``FaceLayout.paste_all``; :class:`GlobalFusion` renders them.  Losses (pix2pixHD):
+face (its sketch, its own appearance) into feature maps, pasted and fused by
+:class:`facesketch.models.face_model.FaceModel` (the code the engine runs).  Losses (pix2pixHD):
 conditional multi-scale LSGAN + feature matching + perceptual + masked L1.  Trained
 on random crops of the 256 canvas (fully convolutional), validated on whole faces.
 
@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from facesketch.layout import BACKGROUND, COMPONENTS, FaceLayout
+from facesketch.layout import COMPONENTS, FaceLayout
 from facesketch.models import losses
+from facesketch.models.face_model import FaceModel
 from facesketch.models.fusion import GlobalFusion, Upsampler2x, build_fusion_discriminator
-from facesketch.models.local import SKETCH_BLANK, ComponentModel, component_input
+from facesketch.models.local import ComponentModel
 from train import loop
 from train.local import build_perceptual, perceptual
 
@@ -55,18 +56,11 @@ def random_crop_batch(crop: int, *tensors: torch.Tensor) -> list[torch.Tensor]:
 
 
 def pasted_features(
-    models: dict[str, ComponentModel], layout: FaceLayout, sketch: torch.Tensor, photo: torch.Tensor
+    model: FaceModel, layout: FaceLayout, sketch: torch.Tensor, photo: torch.Tensor
 ) -> torch.Tensor:
     """The fusion input: each component's map (geometry from ``sketch``, appearance from
-    ``photo``) pasted onto the background map, as the engine does."""
-    maps = {}
-    for c in COMPONENTS:
-        m = models[c]
-        geom = m.E_sketch(component_input(sketch, layout, c, SKETCH_BLANK))
-        code = m.E_app(photo if c == BACKGROUND else layout.crop(photo, c))
-        maps[c] = m.G_syn(geom, code)
-    base = maps.pop(BACKGROUND)
-    return layout.paste_all(base, maps)
+    ``photo``) pasted onto the background map, by the engine's own stages."""
+    return model.features(sketch, model.codes(photo, layout), layout)[0]
 
 
 class FusionTask(loop.Task):
@@ -84,6 +78,7 @@ class FusionTask(loop.Task):
             c: ComponentModel(mc.local, c).to(ctx.device).requires_grad_(False) for c in COMPONENTS
         }
         self.fusion = GlobalFusion(mc.fusion).to(ctx.device)
+        self.model = FaceModel.from_components(self.models, self.fusion)
         self.D = build_fusion_discriminator(mc.fusion).to(ctx.device)
         self.nets = {f"local.{c}": m for c, m in self.models.items()}
         self.needs_init = set(self.nets)
@@ -105,7 +100,7 @@ class FusionTask(loop.Task):
     def features(self, batch: dict[str, torch.Tensor], grad: bool = False) -> torch.Tensor:
         with torch.set_grad_enabled(grad), self.ctx.autocast():
             return pasted_features(
-                self.models, self.layout, batch["sketch"], batch["image"]
+                self.model, self.layout, batch["sketch"], batch["image"]
             ).float()
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
@@ -119,7 +114,7 @@ class FusionTask(loop.Task):
                 batch["mask"],
                 batch["sketch"],
             )
-            out = self.fusion(feat, sk)
+            out = self.model.fuse(feat, sk, filtered=False)
             cond = feat.detach()  # D's condition; G's gradient reaches feat through out
             fake_out = self.D(torch.cat([cond, out * mask, sk], 1))
             with torch.no_grad():
@@ -162,7 +157,7 @@ class FusionTask(loop.Task):
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[dict[str, float], list[torch.Tensor]]:
         feat = self.features(batch)
-        out = self.fusion(feat, batch["sketch"])
+        out = self.model.fuse(feat, batch["sketch"], filtered=False)
         img, mask = batch["image"], batch["mask"]
         metrics = {
             "val_l1": losses.masked_l1(out, img, mask).item(),

@@ -6,9 +6,12 @@ branch (crop -> SCN blend -> E_sketch or E_image -> G_syn with its appearance co
 is cached under a content key.  A stroke inside the nose window changes only the
 nose crop, so only the nose branch, the paste and the fusion re-run.
 
+The stages are those of :class:`facesketch.models.face_model.FaceModel` (the same
+code training and evaluation run); this module adds the cache and the cancel points.
+
 Background isolation (the DeepFaceDrawing "remainder" component): the background
 branch sees the whole sketch with every local window blanked to white paper
-(:func:`facesketch.models.local.component_input`, which training uses too).  Its
+(:meth:`FaceModel.component_input`, which training uses too).  Its
 input, and its cached map, depend only on strokes outside the local windows, so a
 nose stroke does not re-run it; the local maps are pasted over those windows with
 :meth:`FaceLayout.paste_all`, so the blanked area never shows.  The nose's bottom
@@ -32,19 +35,8 @@ from facesketch.engine.appearance import AppearanceBank, slot_for
 from facesketch.engine.devices import DeviceSpec, select_device
 from facesketch.engine.models import NetworkBundle
 from facesketch.imaging import image_to_tensor, sketch_to_tensor, tensor_to_image
-from facesketch.layout import (
-    BACKGROUND,
-    COMPONENTS,
-    DEFAULT_FEATHER,
-    LOCAL_COMPONENTS,
-    PASTE_ORDER,
-    FaceLayout,
-)
-from facesketch.models.filters import DEFAULT_PERIOD, remove_periodic_pattern
-from facesketch.models.local import PHOTO_BLANK, SKETCH_BLANK, component_input
-
-#: Period of the mesh removed from the fusion output (0 turns the filter off).
-PATTERN_PERIOD = DEFAULT_PERIOD
+from facesketch.layout import COMPONENTS, DEFAULT_FEATHER, FaceLayout
+from facesketch.models.face_model import Branch, FaceModel, assemble_sketch
 
 
 class RenderCancelled(Exception):
@@ -109,13 +101,25 @@ class FacePipeline:
         bundle: NetworkBundle,
         device: DeviceSpec | str = "cpu",
         feather: int | None = DEFAULT_FEATHER,
-        pattern_period: int = PATTERN_PERIOD,
+        pattern_period: int | None = None,
     ) -> None:
-        self.pattern_period = pattern_period
         self.spec = device if isinstance(device, DeviceSpec) else select_device(device)
         self.bundle = bundle.to(self.spec.module)
         self.canvas = bundle.canvas
         self.feather = feather
+        # pattern_period None: the fusion's own (the notch only for transposed convs)
+        self.model = FaceModel(
+            {
+                c: Branch(n.geometry, n.appearance, n.generator, n.image)
+                for c, n in bundle.components.items()
+            },
+            bundle.fusion,
+            bundle.scn,
+            bundle.upsampler,
+            feather,
+            pattern_period,
+        )
+        self.pattern_period = self.model.pattern_period
         self.defaults = {k: self.spec.tensor(v) for k, v in bundle.default_codes.items()}
         missing = [c for c in COMPONENTS if c not in self.defaults]
         if missing:
@@ -223,11 +227,11 @@ class FacePipeline:
         shape_t = {id(img): image_to_tensor(img) for img in shapes.values()}
         with torch.inference_mode():
             for name in COMPONENTS:
-                crop = component_input(sk_t, lay, name, SKETCH_BLANK)
+                crop = self.model.component_input(sk_t, lay, name)
                 shape = shapes.get(name)
                 src = None
                 if shape is not None:
-                    src = component_input(shape_t[id(shape)], lay, name, PHOTO_BLANK)
+                    src = self.model.component_input(shape_t[id(shape)], lay, name, photo=True)
                 win = lay.window(name)
                 key = _digest(
                     crop.numpy(),
@@ -316,24 +320,23 @@ class FacePipeline:
         photo_crop: torch.Tensor | None,
         check: Callable[[], bool],
     ) -> _Branch:
-        nets = self.bundle.components[name]
+        model = self.model
         x = self.spec.tensor(crop)
         if photo_crop is not None:
-            geom = nets.image(self.spec.tensor(photo_crop))
+            geom = model.photo_geometry(name, self.spec.tensor(photo_crop))
         else:
-            if strength > 0 and self.bundle.scn is not None:
+            if strength > 0 and model.scn is not None:
                 # SCN on the sketch image, before E_sketch: the blend is a sketch the
                 # geometry encoder was trained on (clean at 1, the raw strokes at 0).
-                cal = self.bundle.scn(x)
+                x = model.calibrate(x, strength)
                 self._count(f"scn:{name}")
-                x = torch.lerp(x, cal.to(x.dtype), float(strength))
                 if check():
                     raise RenderCancelled
-            geom = nets.geometry(x)
+            geom = model.geometry(name, x)
         calibrated = tensor_to_image(x[0])
         if check():
             raise RenderCancelled
-        feat = nets.generator(geom, code)
+        feat = model.generate(name, geom, code)
         self._count(f"branch:{name}")
         return _Branch(key, feat, calibrated)
 
@@ -341,16 +344,15 @@ class FacePipeline:
         self, lay: FaceLayout, size: int, timings: dict[str, float], check: Callable[[], bool]
     ) -> np.ndarray:
         t = time.perf_counter()
+        model = self.model
         with torch.inference_mode():
-            base = self._branches[BACKGROUND].feat
-            patches = {n: self._branches[n].feat for n in LOCAL_COMPONENTS}
-            pasted = lay.paste_all(base, patches, self.feather)
+            pasted = model.paste({n: self._branches[n].feat for n in COMPONENTS}, lay)
             sketch = None
             if self.bundle.fusion.cfg.sketch_ch:  # the skip: the sketch the encoders saw
                 sketch = self.spec.tensor(
                     sketch_to_tensor(self._calibrated_sketch(lay, self.canvas))
                 )
-            rgb = remove_periodic_pattern(self.bundle.fusion(pasted, sketch), self.pattern_period)
+            rgb = model.fuse(pasted, sketch)
             self._count("fusion")
             timings["fusion"] = (time.perf_counter() - t) * 1000
             if size != self.canvas:
@@ -359,17 +361,14 @@ class FacePipeline:
                 t = time.perf_counter()
                 # the sub-pixel 2x head leaves a finer mesh of its own (and sharpens what
                 # the first pass left): the same notch again at the output size
-                rgb = remove_periodic_pattern(self.bundle.upsampler(rgb), self.pattern_period)
+                rgb = model.upsample(rgb)
                 self._count("upsample")
                 timings["upsample"] = (time.perf_counter() - t) * 1000
             return tensor_to_image(rgb[0])
 
     def _calibrated_sketch(self, lay: FaceLayout, size: int) -> np.ndarray:
         """The sketch the encoders saw, assembled like the feature maps (eyes on top)."""
-        canvas = self._branches[BACKGROUND].calibrated.copy()
-        for name in PASTE_ORDER:
-            rows, cols = lay.window(name).slices
-            canvas[rows, cols] = self._branches[name].calibrated
+        canvas = assemble_sketch({n: self._branches[n].calibrated for n in COMPONENTS}, lay)
         if size != self.canvas:
             canvas = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_LINEAR)
         return canvas

@@ -1,7 +1,8 @@
 """Building blocks shared by the sketch-to-face networks (convs, residual, AdaIN).
 
 Up-sampling uses 3x3 transposed convs (as pix2pixHD): 4x cheaper than nearest +
-3x3 conv at the output size, and full-resolution layers dominate CPU time.
+3x3 conv at the output size, and full-resolution layers dominate CPU time; they leave
+a mesh, so the reference fusion uses :func:`resize_up_block` instead.
 """
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ def up_block(cin: int, cout: int, norm: str = "in", act: str = "relu") -> nn.Seq
     elif act != "none":
         raise ValueError(f"unknown activation {act!r}")
     return nn.Sequential(*layers)
+
+
+def resize_up_block(cin: int, cout: int, norm: str = "in", act: str = "relu") -> nn.Sequential:
+    """2x nearest up-sampling + reflection-padded 3x3 conv (+ norm + activation).
+
+    Every output pixel gets the same number of kernel taps, so unlike a strided
+    transposed conv it leaves no checkerboard (Odena et al., Distill 2016)."""
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="nearest"), conv_block(cin, cout, 3, 1, norm, act)
+    )
 
 
 class ResBlock(nn.Module):

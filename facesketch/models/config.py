@@ -128,6 +128,33 @@ class FusionConfig(_Config):
     d_base: int = 32
     d_layers: int = 3
     d_scales: int = 2
+    # version 2 (manifests without these keys are version 1: transposed convs, no
+    # reference): "resize" = nearest up-sampling + 3x3 conv (no mesh, no notch filter)
+    decoder: str = "transpose"
+    # a warped reference photo (RGB) + its validity mask as extra inputs (0 or 4); the
+    # fusion predicts a residual flow (at most ``flow_px`` canvas pixels) and a
+    # per-pixel blend between the re-warped reference and its own synthesis
+    ref_ch: int = 0
+    flow_px: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.decoder not in ("transpose", "resize"):
+            raise ValueError(
+                f"FusionConfig.decoder must be transpose or resize, not {self.decoder!r}"
+            )
+        if self.ref_ch not in (0, 4):
+            raise ValueError(
+                f"FusionConfig.ref_ch must be 0 or 4 (RGB + validity), not {self.ref_ch}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`_Config.to_dict`, without the version-2 keys when they are at their
+        version-1 values: a shipped version-1 manifest stays equal to its config."""
+        d = dataclasses.asdict(self)
+        if self.decoder == "transpose" and not self.ref_ch:
+            for k in ("decoder", "ref_ch", "flow_px"):
+                d.pop(k)
+        return d
 
 
 @dataclass(frozen=True)
@@ -136,6 +163,19 @@ class UpConfig(_Config):
 
     ch: int = 16
     n_layers: int = 3
+
+
+@dataclass(frozen=True)
+class LandmarkConfig(_Config):
+    """Sketch landmark network (facesketch.models.landmarks): channels double from
+    ``base`` per stride-2 stage up to ``max_ch``; heatmaps at 1/4 of ``input_size``."""
+
+    input_size: int = 128  # the side sketches are resized to (a multiple of 16)
+    base: int = 16
+    max_ch: int = 96
+    n_context: int = 2  # 3x3 convs at 1/16 resolution (receptive field: the whole face)
+    head_ch: int = 64
+    sharpness: float = 1.0  # heatmap logit scale before the soft-argmax
 
 
 @dataclass(frozen=True)

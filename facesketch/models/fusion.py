@@ -6,6 +6,12 @@ The engine renders 512 faces by running everything at 256 and finishing with
 :class:`Upsampler2x`, a few thin layers and a sub-pixel conv predicting the
 residual over bilinear up-sampling — the full-resolution layers are what cost
 time on a CPU, so there are as few of them as possible.
+
+Version 2 (``FusionConfig.decoder="resize"``, ``ref_ch=4``) also takes a warped
+reference photo and its validity mask (real pixels, DESIGN.md "Real pixels"): the
+decoder up-samples by nearest + conv (no mesh), and the head predicts, besides an RGB
+synthesis, a small residual flow that re-warps the reference and a per-pixel blend
+weight, so real texture is copied where the warp is right and synthesized elsewhere.
 """
 
 from __future__ import annotations
@@ -14,11 +20,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facesketch.models.blocks import BaseNetwork, ResBlock, channels, conv_block, up_block
+from facesketch.models.blocks import (
+    BaseNetwork,
+    ResBlock,
+    channels,
+    conv_block,
+    resize_up_block,
+    up_block,
+)
 from facesketch.models.config import FusionConfig, UpConfig
 from facesketch.models.discriminators import MultiScaleDiscriminator
 
-__all__ = ["GlobalFusion", "MultiScaleDiscriminator", "Upsampler2x", "build_fusion_discriminator"]
+__all__ = [
+    "GlobalFusion",
+    "MultiScaleDiscriminator",
+    "Upsampler2x",
+    "build_fusion_discriminator",
+    "warp_by_flow",
+]
 
 
 class GlobalFusion(BaseNetwork):
@@ -38,13 +57,20 @@ class GlobalFusion(BaseNetwork):
         ch = [channels(cfg.base, i, cfg.max_ch) for i in range(cfg.n_down + 1)]
         # the first conv already halves: full-resolution layers are what cost CPU time;
         # the input is concatenated again before the head so no fine detail is lost
-        cin = cfg.in_ch + cfg.sketch_ch
+        cin = cfg.in_ch + cfg.sketch_ch + cfg.ref_ch
+        up = resize_up_block if cfg.decoder == "resize" else up_block
         down: list[nn.Module] = [conv_block(cin, ch[1], 3, 2)]
         down += [conv_block(ch[i], ch[i + 1], 3, 2) for i in range(1, cfg.n_down)]
         down += [ResBlock(ch[-1]) for _ in range(cfg.n_res)]
-        down += [up_block(ch[i], ch[i - 1]) for i in range(cfg.n_down, 0, -1)]
+        down += [up(ch[i], ch[i - 1]) for i in range(cfg.n_down, 0, -1)]
         self.body = nn.Sequential(*down)
-        self.head = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + cin, 3, 3), nn.Tanh())
+        if cfg.ref_ch:
+            # RGB synthesis (3) + blend logit (1) + residual flow (2)
+            self.head = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + cin, 6, 3))
+        else:
+            self.head = nn.Sequential(
+                nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + cin, 3, 3), nn.Tanh()
+            )
         self.init_weights()
 
     @property
@@ -52,22 +78,56 @@ class GlobalFusion(BaseNetwork):
         """Input sides must be multiples of this."""
         return 2**self.cfg.n_down
 
-    def forward(self, feat: torch.Tensor, sketch: torch.Tensor | None = None) -> torch.Tensor:
-        if feat.ndim != 4 or feat.shape[1] != self.cfg.in_ch:
+    def forward(
+        self,
+        feat: torch.Tensor,
+        sketch: torch.Tensor | None = None,
+        reference: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Face (N, 3, H, W) in [-1, 1]; ``reference`` (N, 3, H, W) in [-1, 1] and
+        ``valid`` (N, 1, H, W) in [0, 1] are required by a reference fusion only."""
+        cfg = self.cfg
+        if feat.ndim != 4 or feat.shape[1] != cfg.in_ch:
             raise ValueError(
-                f"GlobalFusion expects (N, {self.cfg.in_ch}, H, W), got {tuple(feat.shape)}"
+                f"GlobalFusion expects (N, {cfg.in_ch}, H, W), got {tuple(feat.shape)}"
             )
-        if self.cfg.sketch_ch:
-            if sketch is None or sketch.shape[1] != self.cfg.sketch_ch:
+        x = feat
+        if cfg.sketch_ch:
+            if sketch is None or sketch.shape[1] != cfg.sketch_ch:
                 raise ValueError(
-                    f"this GlobalFusion also needs the sketch (N, {self.cfg.sketch_ch}, H, W)"
+                    f"this GlobalFusion also needs the sketch (N, {cfg.sketch_ch}, H, W)"
                 )
-            feat = torch.cat([feat, sketch.to(feat.dtype)], dim=1)
-        return self.head(torch.cat([self.body(feat), feat], dim=1))
+            x = torch.cat([x, sketch.to(feat.dtype)], dim=1)
+        if not cfg.ref_ch:
+            return self.head(torch.cat([self.body(x), x], dim=1))
+        if reference is None or valid is None:
+            raise ValueError("this GlobalFusion also needs a warped reference and its validity")
+        if reference.shape[-2:] != feat.shape[-2:] or valid.shape[-2:] != feat.shape[-2:]:
+            raise ValueError("reference, validity and feature map must have the same size")
+        reference, valid = reference.to(feat.dtype), valid.to(feat.dtype)
+        x = torch.cat([x, reference * valid, valid], dim=1)
+        raw = self.head(torch.cat([self.body(x), x], dim=1))
+        synth, blend, flow = torch.tanh(raw[:, :3]), raw[:, 3:4], raw[:, 4:6]
+        flow = torch.tanh(flow) * (cfg.flow_px * 2.0 / feat.shape[-1])  # in grid units
+        moved = warp_by_flow(torch.cat([reference, valid], dim=1), flow)
+        alpha = torch.sigmoid(blend) * moved[:, 3:4].clamp(0, 1)
+        return alpha * moved[:, :3] + (1 - alpha) * synth
 
     def manifest_config(self) -> dict:
         """The config stored in (and compared against) a weights manifest."""
         return self.cfg.to_dict()
+
+
+def warp_by_flow(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """``x`` (N, C, H, W) sampled at the identity grid + ``flow`` (N, 2, H, W; x then y,
+    in grid units of [-1, 1], align_corners=False); zeros outside."""
+    n, _, h, w = x.shape
+    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=x.device, dtype=x.dtype)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx, gy], dim=-1)[None] + flow.permute(0, 2, 3, 1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 class Upsampler2x(BaseNetwork):

@@ -1,0 +1,223 @@
+"""The one sketch -> face model: component inputs, branches, paste, fusion, forward.
+
+Training (train/fusion.py, train/fusion_ref.py), evaluation (train/eval.py) and the
+engine (facesketch/engine/pipeline.py) all run these stages, so what is trained,
+measured and shown is the same code.  The engine calls the stages one by one to
+keep its per-component cache (a nose stroke re-runs the nose branch, the paste and
+the fusion only); training and evaluation call :meth:`FaceModel.forward`.
+
+Stages, per component ``c`` of :data:`facesketch.layout.COMPONENTS`:
+
+1. :meth:`FaceModel.component_input` — the window crop (local parts) or the whole
+   canvas with the local windows blanked (background);
+2. :meth:`FaceModel.calibrate` — optional stroke calibration (SCN), blended by strength;
+3. :meth:`FaceModel.geometry` (E_sketch; or :meth:`FaceModel.photo_geometry`, E_image)
+   and :meth:`FaceModel.generate` (G_syn with the appearance code) — the branch map;
+4. :meth:`FaceModel.paste` — local maps over the background map (feathered);
+5. :meth:`FaceModel.fuse` — the global fusion, given the pasted maps, the sketch the
+   encoders saw (:func:`assemble_sketch`) and, for a reference fusion, the warped
+   reference image and its validity mask; the mesh notch filter only for a fusion with
+   transposed convolutions;
+6. :meth:`FaceModel.upsample` — the optional 2x head.
+
+Pure torch (no file I/O, Qt or dlib).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from facesketch.layout import BACKGROUND, COMPONENTS, DEFAULT_FEATHER, PASTE_ORDER, FaceLayout
+from facesketch.models.filters import DEFAULT_PERIOD, remove_periodic_pattern
+from facesketch.models.local import PHOTO_BLANK, SKETCH_BLANK, component_input
+
+__all__ = ["Branch", "FaceModel", "appearance_input", "assemble_sketch", "mesh_period"]
+
+
+def appearance_input(photo: Any, layout: FaceLayout, name: str) -> Any:
+    """What E_app of component ``name`` sees of an aligned photo: the whole face for the
+    background, the window crop otherwise (numpy (H, W, C) or torch (..., H, W))."""
+    return photo if name == BACKGROUND else layout.crop(photo, name)
+
+
+def assemble_sketch(parts: Mapping[str, Any], layout: FaceLayout) -> Any:
+    """The canvas sketch the encoders saw: the background input with every local
+    component's input copied into its window (eyes last, as the maps are pasted).
+
+    ``parts`` maps every component to its (possibly calibrated) input: numpy (h, w)
+    arrays or torch tensors (..., h, w).
+    """
+    base = parts[BACKGROUND]
+    out = base.clone() if isinstance(base, torch.Tensor) else base.copy()
+    for name in PASTE_ORDER:
+        rows, cols = layout.window(name).slices
+        out[..., rows, cols] = parts[name]
+    return out
+
+
+def mesh_period(fusion: nn.Module) -> int:
+    """Period of the notch filter the fusion's output needs: transposed-conv decoders
+    leave a mesh (:data:`DEFAULT_PERIOD`), resize-conv decoders none (0)."""
+    cfg = getattr(fusion, "cfg", None)
+    return 0 if getattr(cfg, "decoder", "transpose") == "resize" else DEFAULT_PERIOD
+
+
+class Branch(nn.Module):
+    """One component's networks, under the names the stages use (shared, not copied)."""
+
+    def __init__(
+        self,
+        geometry: nn.Module,
+        appearance: nn.Module,
+        generator: nn.Module,
+        image: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.geometry, self.appearance, self.generator = geometry, appearance, generator
+        self.image = image
+
+    @classmethod
+    def of(cls, model: nn.Module) -> Branch:
+        """The branch of a training :class:`facesketch.models.local.ComponentModel`
+        (or anything with ``E_sketch``/``E_app``/``G_syn``[/``E_image``])."""
+        return cls(model.E_sketch, model.E_app, model.G_syn, getattr(model, "E_image", None))
+
+
+class FaceModel(nn.Module):
+    """Sketch (+ appearance codes, + warped reference) -> face, stage by stage.
+
+    ``pattern_period`` None: the fusion's own (:func:`mesh_period`); 0 turns the notch off.
+    """
+
+    def __init__(
+        self,
+        branches: Mapping[str, Branch],
+        fusion: nn.Module,
+        scn: nn.Module | None = None,
+        upsampler: nn.Module | None = None,
+        feather: int | None = DEFAULT_FEATHER,
+        pattern_period: int | None = None,
+    ) -> None:
+        super().__init__()
+        missing = [c for c in COMPONENTS if c not in branches]
+        if missing:
+            raise ValueError(f"face model lacks component networks: {', '.join(missing)}")
+        self.branches = nn.ModuleDict({c: branches[c] for c in COMPONENTS})
+        self.fusion, self.scn, self.upsampler = fusion, scn, upsampler
+        self.feather = feather
+        self.pattern_period = mesh_period(fusion) if pattern_period is None else pattern_period
+
+    @classmethod
+    def from_components(
+        cls, models: Mapping[str, nn.Module], fusion: nn.Module, **kwargs: Any
+    ) -> FaceModel:
+        """From training ``ComponentModel`` s (their parameters are shared)."""
+        return cls({c: Branch.of(m) for c, m in models.items()}, fusion, **kwargs)
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the fusion takes a warped reference image + validity mask."""
+        return bool(getattr(getattr(self.fusion, "cfg", None), "ref_ch", 0))
+
+    # -- stages ------------------------------------------------------------------------
+    @staticmethod
+    def component_input(
+        canvas: torch.Tensor, layout: FaceLayout, name: str, photo: bool = False
+    ) -> torch.Tensor:
+        """What component ``name``'s geometry encoder sees of a sketch (or photo) canvas."""
+        return component_input(canvas, layout, name, PHOTO_BLANK if photo else SKETCH_BLANK)
+
+    def calibrate(self, x: torch.Tensor, strength: float) -> torch.Tensor:
+        """The SCN-calibrated sketch blended with the strokes as drawn (1: fully calibrated)."""
+        if strength <= 0 or self.scn is None:
+            return x
+        return torch.lerp(x, self.scn(x).to(x.dtype), float(strength))
+
+    def geometry(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """E_sketch: sketch input -> geometry latent."""
+        return self.branches[name].geometry(x)
+
+    def photo_geometry(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """E_image: photo input -> the same geometry latent space."""
+        image = self.branches[name].image
+        if image is None:
+            raise ValueError(f"the {name} networks have no photo geometry encoder (E_image)")
+        return image(x)
+
+    def appearance(self, name: str, photo: torch.Tensor, layout: FaceLayout) -> torch.Tensor:
+        """E_app code of component ``name`` of aligned photos (N, 3, S, S)."""
+        return self.branches[name].appearance(appearance_input(photo, layout, name))
+
+    def codes(self, photo: torch.Tensor, layout: FaceLayout) -> dict[str, torch.Tensor]:
+        """Every component's appearance code of aligned photos."""
+        return {c: self.appearance(c, photo, layout) for c in COMPONENTS}
+
+    def generate(self, name: str, geom: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """G_syn: geometry latent + appearance code -> the component's feature map."""
+        return self.branches[name].generator(geom, code)
+
+    def paste(self, maps: Mapping[str, torch.Tensor], layout: FaceLayout) -> torch.Tensor:
+        """The fusion's feature input: local maps over the background map."""
+        patches = {n: m for n, m in maps.items() if n != BACKGROUND}
+        return layout.paste_all(maps[BACKGROUND], patches, self.feather)
+
+    def fuse(
+        self,
+        pasted: torch.Tensor,
+        sketch: torch.Tensor | None,
+        reference: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+        filtered: bool = True,
+    ) -> torch.Tensor:
+        """RGB face (N, 3, S, S) in [-1, 1] from the pasted maps, the sketch the encoders
+        saw and (reference fusion) the warped reference RGB + its validity mask.
+
+        ``filtered``: as shown (the mesh notch where the decoder needs it); training
+        losses use the raw output."""
+        if self.uses_reference:
+            out = self.fusion(pasted, sketch, reference, valid)
+        else:
+            out = self.fusion(pasted, sketch if self.fusion.cfg.sketch_ch else None)
+        return remove_periodic_pattern(out, self.pattern_period) if filtered else out
+
+    def upsample(self, rgb: torch.Tensor, filtered: bool = True) -> torch.Tensor:
+        """The 2x head (its own finer mesh: the same notch again at the output size)."""
+        if self.upsampler is None:
+            raise ValueError("this face model has no 2x head")
+        out = self.upsampler(rgb)
+        return remove_periodic_pattern(out, self.pattern_period) if filtered else out
+
+    # -- the whole chain ---------------------------------------------------------------
+    def features(
+        self,
+        sketch: torch.Tensor,
+        codes: Mapping[str, torch.Tensor],
+        layout: FaceLayout,
+        strength: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pasted feature maps, the sketch the encoders saw) of sketches (N, 1, S, S)."""
+        maps, seen = {}, {}
+        for c in COMPONENTS:
+            x = self.calibrate(self.component_input(sketch, layout, c), strength)
+            seen[c] = x
+            maps[c] = self.generate(c, self.geometry(c, x), codes[c])
+        return self.paste(maps, layout), assemble_sketch(seen, layout)
+
+    def forward(
+        self,
+        sketch: torch.Tensor,
+        codes: Mapping[str, torch.Tensor],
+        layout: FaceLayout | None = None,
+        strength: float = 0.0,
+        reference: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+        filtered: bool = True,
+    ) -> torch.Tensor:
+        """Faces (N, 3, S, S) for sketches (N, 1, S, S) in [-1, 1] (white paper = +1)."""
+        lay = layout or FaceLayout.default(sketch.shape[-1])
+        pasted, seen = self.features(sketch, codes, lay, strength)
+        return self.fuse(pasted, seen, reference, valid, filtered)

@@ -177,4 +177,45 @@ def tps_warp(
     return warped, valid
 
 
-__all__ = ["eval_tps", "fit_tps", "tps_backward_map", "tps_warp"]
+def random_smooth_flow(
+    n: int,
+    h: int,
+    w: int,
+    magnitude_px: float,
+    generator: torch.Generator | None = None,
+    cells: int = 4,
+) -> torch.Tensor:
+    """Random smooth displacements (N, H, W, 2), (dx, dy) in pixels, |d| <~ magnitude_px.
+
+    Uniform random offsets on a (cells + 1)^2 lattice, bicubic-interpolated to the
+    image: a deformation like a wrong landmark fit (features a few pixels off, no
+    folds for magnitudes below a lattice cell).  CPU tensor; move it where needed.
+    """
+    coarse = (torch.rand(n, 2, cells + 1, cells + 1, generator=generator) * 2 - 1) * magnitude_px
+    dense = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+    return dense.permute(0, 2, 3, 1).contiguous()
+
+
+def apply_flow(
+    image: torch.Tensor, flow_px: torch.Tensor, padding_mode: str = "border"
+) -> torch.Tensor:
+    """``image`` (N, C, H, W) sampled at each pixel centre + ``flow_px`` (N, H, W, 2)."""
+    n, _, h, w = image.shape
+    ys = (torch.arange(h, device=image.device, dtype=image.dtype) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w, device=image.device, dtype=image.dtype) + 0.5) / w * 2 - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    f = flow_px.to(image)
+    grid = torch.stack([gx + f[..., 0] * 2 / w, gy + f[..., 1] * 2 / h], dim=-1)
+    return F.grid_sample(
+        image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False
+    )
+
+
+__all__ = [
+    "apply_flow",
+    "eval_tps",
+    "fit_tps",
+    "random_smooth_flow",
+    "tps_backward_map",
+    "tps_warp",
+]

@@ -36,14 +36,14 @@ def main() -> None:
     for width in (2.5, 12.0, 40.0, 100.0, MAX_STROKE_WIDTH):
         strokes = [sk.Stroke(rng.uniform(0, 512, (50, 2)), width) for _ in range(20)]
         doc = sk.Document(layout=sk.FaceLayout.default(512), strokes=strokes)
-        ms = _median_ms(lambda d=doc: d.render_sketch(512))
+        ms = _median_ms(lambda d=doc: d.rasterize(512))
         print(json.dumps({"case": "pen width", "width": width, "strokes": 20, "ms": ms}))
     for count in (1_000, MAX_STROKES):
         strokes = [
             sk.Stroke(rng.uniform(0, 512, (4, 2)), 2.5, i % 17 == 0, f"s{i}") for i in range(count)
         ]
         doc = sk.Document(layout=sk.FaceLayout.default(512), strokes=strokes)
-        ms = _median_ms(lambda d=doc: d.render_sketch(512), 1)
+        ms = _median_ms(lambda d=doc: d.rasterize(512), 1)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "p.json"
             sk.save_project(doc, path)

@@ -89,7 +89,7 @@ def test_snapshot_is_isolated_from_later_edits() -> None:
     with pytest.raises(TypeError):
         snap.appearance["mouth"] = sk.AppearanceSlot()  # type: ignore[index]
     assert not snap.background_image.flags.writeable
-    assert snap.render_sketch(64).shape == (64, 64)
+    assert snap.rasterize(64).shape == (64, 64)
 
 
 def _commands(doc: sk.Document) -> list:

@@ -16,7 +16,6 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
+from facesketch.engine.contract import RenderResult, run_job  # noqa: E402
 from facesketch.layout import LOCAL_COMPONENTS  # noqa: E402
 from facesketch.ui.backend import Backend  # noqa: E402
 from facesketch.ui.canvas_items import StrokeItem  # noqa: E402
@@ -39,18 +39,6 @@ from facesketch.ui.settings import Settings  # noqa: E402
 
 CANVAS = 256
 REPO = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class _Result:
-    request_id: int
-    face: Any
-    sketch: Any
-    cartoon: Any = None
-    timings: dict = field(default_factory=lambda: {"total": 1.0})
-    device: str = "fake-cpu"
-    error: str | None = None
-    warnings: list = field(default_factory=list)
 
 
 class _Service:
@@ -65,9 +53,10 @@ class _Service:
         with self._lock:
             self.requests += 1
             rid = self.requests
-        n = len(request[0].strokes)
+        n = len(request.document.strokes)
         face = np.full((32, 32, 3), n % 255, np.uint8)
-        result = _Result(rid, face, np.full((32, 32), 255, np.uint8))
+        sketch = np.full((32, 32), 255, np.uint8)
+        result = RenderResult(rid, face, sketch, timings={"total": 1.0}, device="fake-cpu")
 
         def answer() -> None:
             self.last_strokes = n
@@ -76,11 +65,15 @@ class _Service:
         threading.Thread(target=answer).start()
         return rid
 
-    def run_async(self, fn: Any, *args: Any, callback: Any) -> None:
-        threading.Thread(target=lambda: callback(fn(*args))).start()
+    def run_async(self, fn: Any, *args: Any, callback: Any, tag: str = "") -> int:
+        threading.Thread(target=lambda: callback(run_job(0, fn, args, tag))).start()
+        return 0
 
     def status(self) -> dict:
         return {"device": "fake-cpu"}
+
+    def shutdown(self) -> None:
+        pass
 
 
 class _Backend(Backend):
@@ -101,7 +94,7 @@ def window(qtbot, tmp_path, monkeypatch):
     settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
     settings.set("canvas_size", CANVAS)
     service = _Service()
-    win = MainWindow(EngineClient(service, lambda *a: a), _Backend(), settings, samples_dir=None)
+    win = MainWindow(EngineClient(service), _Backend(), settings, samples_dir=None)
     win.service = service
     qtbot.addWidget(win)
     win.resize(1000, 700)
@@ -177,7 +170,7 @@ def test_a_thousand_strokes_with_undo_redo_moves_and_drops(qtbot, window, tmp_pa
         if i % 125 == 0:  # appearance drops, each aligned off-thread
             slot = ("face", *LOCAL_COMPONENTS)[drops % 5]
             drops += 1
-            win.drop_photo(slot, str(photo))
+            win.file_actions.drop_photo(slot, str(photo))
             qtbot.waitUntil(lambda s=slot: model.slot(s) is not None, timeout=5000)
         if i % 40 == 0:
             QApplication.processEvents()
@@ -206,7 +199,7 @@ def test_a_thousand_strokes_with_undo_redo_moves_and_drops(qtbot, window, tmp_pa
     # nothing is lost: the autosave holds every stroke
     import facesketch.sketch as sk
 
-    win.autosave()
+    win.file_actions.autosave()
     (copy,) = sk.find_autosaves(left_behind_only=False)
     assert sk.load_project(copy) == model.doc
 

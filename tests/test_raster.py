@@ -101,17 +101,17 @@ def test_document_render_composites_background() -> None:
     stack = sk.CommandStack(doc)
     stack.push(sk.SetBackground(bg))
     stack.push(sk.AddStrokes([sk.Stroke([[10, 20], [120, 20]], 3.0)]))
-    img = doc.render_sketch(128)
+    img = doc.rasterize(128)
     assert img.shape == (128, 128)
     assert img[100, 62] < 60  # the layer's line, scaled 2x
     assert img[20, 100] < 60  # the stroke
     assert img[100, 100] == 255
     stack.push(sk.AddStrokes([sk.Stroke([[64, 90], [64, 110]], 12.0, eraser=True)]))
-    assert doc.render_sketch(128)[100, 62] == 255  # erasing erases the layer too
-    assert doc.render_sketch(64).shape == (64, 64)
+    assert doc.rasterize(128)[100, 62] == 255  # erasing erases the layer too
+    assert doc.rasterize(64).shape == (64, 64)
     # Without strokes the layer comes back resized, untouched.
     stack.push(sk.ClearStrokes())
-    assert doc.render_sketch(64).tobytes() == bg.tobytes()
+    assert doc.rasterize(64).tobytes() == bg.tobytes()
 
 
 def test_strokes_off_the_canvas() -> None:

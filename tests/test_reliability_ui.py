@@ -29,6 +29,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 import facesketch.sketch as sk  # noqa: E402
+from facesketch.engine.contract import JobResult, RenderResult, run_job  # noqa: E402
 from facesketch.ui.backend import Backend  # noqa: E402
 from facesketch.ui.engine_client import EngineClient  # noqa: E402
 from facesketch.ui.main_window import MainWindow  # noqa: E402
@@ -48,25 +49,20 @@ class _Service:
         with self._lock:
             self._n += 1
             rid = self._n
-
-        class R:
-            request_id = rid
-            face = np.zeros((8, 8, 3), np.uint8)
-            sketch = np.full((8, 8), 255, np.uint8)
-            cartoon = None
-            timings = {"total": 1.0}
-            device = "fake"
-            error = None
-            warnings: list = []
-
-        threading.Thread(target=callback, args=(R(),)).start()
+        face, sketch = np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 255, np.uint8)
+        result = RenderResult(rid, face, sketch, timings={"total": 1.0}, device="fake")
+        threading.Thread(target=callback, args=(result,)).start()
         return rid
 
-    def run_async(self, fn: Any, *args: Any, callback: Any) -> None:
-        threading.Thread(target=lambda: callback(fn(*args))).start()
+    def run_async(self, fn: Any, *args: Any, callback: Any, tag: str = "") -> int:
+        threading.Thread(target=lambda: callback(run_job(0, fn, args, tag))).start()
+        return 0
 
     def status(self) -> dict:
         return {"device": "fake"}
+
+    def shutdown(self) -> None:
+        pass
 
 
 class _Backend(Backend):
@@ -90,7 +86,7 @@ def make_window(qtbot, tmp_path, monkeypatch):
         q = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
         settings = Settings(q)
         settings.set("canvas_size", CANVAS)
-        win = MainWindow(EngineClient(_Service(), lambda *a: a), _Backend(), settings, None)
+        win = MainWindow(EngineClient(_Service()), _Backend(), settings, None)
         qtbot.addWidget(win)
         win.show()
         qtbot.waitExposed(win)
@@ -134,16 +130,16 @@ def test_cancel_keeps_the_recovery_copy_through_edits_saves_and_quit(
 
     win = make_window()
     make_window.answers.append(QMessageBox.StandardButton.Cancel)
-    assert not win.offer_recovery()
+    assert not win.file_actions.offer_recovery()
     assert "mine.json" in make_window.asked[-1]  # the offer names the project, not a hash
     # the person goes on working on the same project: open, draw, autosave, save, quit
-    assert win.open_project(project)
+    assert win.file_actions.open_project(project)
     win.model.add_stroke(np.array([[5.0, 5.0], [50.0, 60.0]]), 2.0, False)
-    win.autosave()
+    win.file_actions.autosave()
     win.autosave_timer.timeout.emit()
-    assert win.save_to(project)
+    assert win.file_actions.save_to(project)
     win.model.add_stroke(np.array([[6.0, 5.0], [51.0, 60.0]]), 2.0, False)
-    win.autosave()
+    win.file_actions.autosave()
     win.close()
     qtbot.waitUntil(lambda: not win.isVisible())
     assert _copies(home) == crashed  # untouched, byte for byte
@@ -151,7 +147,7 @@ def test_cancel_keeps_the_recovery_copy_through_edits_saves_and_quit(
     # next start: offered again, and it still holds the crashed session's 7 strokes
     win2 = make_window()
     make_window.answers.append(QMessageBox.StandardButton.Yes)
-    assert win2.offer_recovery()
+    assert win2.file_actions.offer_recovery()
     assert len(win2.model.doc.strokes) == 7 and win2.model.modified
     # it comes back under its project's name, not untitled and not the hashed file name
     assert win2.model.path is not None and Path(win2.model.path) == project
@@ -163,9 +159,9 @@ def test_discard_removes_the_copy(qtbot, make_window, tmp_path) -> None:
     _crashed_session(None, 3, home)
     win = make_window()
     make_window.answers.append(QMessageBox.StandardButton.Discard)
-    assert not win.offer_recovery()
+    assert not win.file_actions.offer_recovery()
     assert _copies(home) == {}
-    assert not win.offer_recovery()  # nothing offered any more
+    assert not win.file_actions.offer_recovery()  # nothing offered any more
     assert len(make_window.asked) == 1
 
 
@@ -180,7 +176,7 @@ def test_a_damaged_newest_copy_does_not_hide_an_older_one(qtbot, make_window, tm
     os.utime(newest, (time.time() + 10, time.time() + 10))
     win = make_window()
     make_window.answers.append(QMessageBox.StandardButton.Yes)
-    assert win.offer_recovery()
+    assert win.file_actions.offer_recovery()
     assert len(win.model.doc.strokes) == 4
     assert Path(win.model.path) == older and win.windowTitle().startswith("older.json*")
     # the damaged copy is kept aside, not deleted (someone may still rescue strokes from it)
@@ -191,7 +187,6 @@ def test_an_import_that_would_make_the_sketch_unsavable_is_refused(
     qtbot, make_window, tmp_path, monkeypatch
 ) -> None:
     from facesketch.sketch import project
-    from facesketch.ui.engine_client import JobOutcome
 
     monkeypatch.setattr(project, "MAX_STROKES", 10)
     win = make_window()
@@ -199,13 +194,13 @@ def test_an_import_that_would_make_the_sketch_unsavable_is_refused(
         win.model.add_stroke(np.array([[5.0 + i, 5.0], [50.0, 60.0]]), 2.0, False)
     before = [s.id for s in win.model.doc.strokes]
     many = [sk.Stroke(np.array([[1.0 + i, 2.0], [3.0, 4.0]]), 2.0) for i in range(5)]
-    win.on_file_job("strokes", [], JobOutcome("strokes", value=many))
+    win.file_actions.on_job("strokes", [], JobResult(0, result=many, tag="strokes"))
     assert [s.id for s in win.model.doc.strokes] == before
     assert "11 strokes, more than the 10" in win.statusBar().currentMessage()
     # and a sketch that somehow got too big is never written over a good file
     path = tmp_path / "p.json"
-    assert win.save_to(path)
+    assert win.file_actions.save_to(path)
     good = path.read_bytes()
     win.model.add_strokes(many)
-    assert not win.save_to(path)
+    assert not win.file_actions.save_to(path)
     assert path.read_bytes() == good and "erase some strokes" in win.statusBar().currentMessage()

@@ -63,7 +63,7 @@ def test_samples_are_small_and_the_demo_loads():
     doc = load_project(DEMO_PROJECT)
     assert len(doc.strokes) > 50
     assert all(Path(p).is_file() for slot in doc.appearance.values() for p in slot.paths)
-    sketch = doc.render_sketch(256)
+    sketch = doc.rasterize(256)
     assert 0.005 < float((sketch < 128).mean()) < 0.2  # a drawing, not a blank or a blot
 
 
@@ -78,11 +78,11 @@ class _BrokenBackend(Backend):
 def test_window_opens_and_explains_when_the_engine_cannot_start(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path))
     backend = _BrokenBackend()
-    service, make_request = _start_engine(backend, "auto")
+    service = _start_engine(backend, "auto")
     settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(EngineClient(service, make_request), backend, settings, SAMPLES_DIR)
+    win = MainWindow(EngineClient(service), backend, settings, SAMPLES_DIR)
     qtbot.addWidget(win)
-    win.open_sample(DEMO_PROJECT)
+    win.file_actions.open_sample(DEMO_PROJECT)
     win.show()
     qtbot.waitUntil(lambda: "no weights for fusion" in win.result_view.message, timeout=5000)
     assert win.model.path is None and len(win.model.doc.strokes) > 50
@@ -142,20 +142,20 @@ def test_headless_app_renders_the_demo_or_says_why(tmp_path):
 def test_real_alignment_of_a_dropped_photo_and_a_photo_without_a_face(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path))
     backend = _BrokenBackend()
-    service, make_request = _start_engine(backend, "auto")
+    service = _start_engine(backend, "auto")
     settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(EngineClient(service, make_request), backend, settings, SAMPLES_DIR)
+    win = MainWindow(EngineClient(service), backend, settings, SAMPLES_DIR)
     qtbot.addWidget(win)
     win.show()
     sample = sorted(SAMPLES_DIR.glob("*.jpg"))[1]
     with qtbot.waitSignal(win.model.changed, timeout=60_000):
-        win.drop_photo("nose", str(sample), 0)
+        win.file_actions.drop_photo("nose", str(sample), 0)
     assert tuple(win.model.slot("nose").paths) == (str(sample),)
-    thumb = win.ref_thumbs[str(sample)]["nose"]
+    thumb = win.appearance_actions.ref_thumbs[str(sample)]["nose"]
     assert thumb.shape[:2] == (80, 80)  # the aligned nose window at 256
     blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((120, 160, 3), 180, np.uint8))
-    win.drop_photo("nose", str(blank), 0)
+    win.file_actions.drop_photo("nose", str(blank), 0)
     qtbot.waitUntil(win.notice.isVisible, timeout=60_000)
     assert "no face" in win.notice.text().lower() and "wall.png" in win.notice.text()
     assert tuple(win.model.slot("nose").paths) == (str(sample),)
@@ -183,14 +183,14 @@ def test_a_user_draws_drops_two_photos_cartoonizes_and_exports(qtbot, tmp_path, 
     # A failing step must not leave a modal "save changes?" box blocking the run.
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
     backend = Backend()
-    service, make_request = _start_engine(backend, "cpu")
+    service = _start_engine(backend, "cpu")
     settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(EngineClient(service, make_request), backend, settings, SAMPLES_DIR)
+    win = MainWindow(EngineClient(service), backend, settings, SAMPLES_DIR)
     qtbot.addWidget(win)
     win.resize(1200, 800)
     win.show()
     qtbot.waitExposed(win)
-    win.new_document()  # a blank canvas
+    win.file_actions.new_document()  # a blank canvas
     assert not win.model.doc.strokes
     c = win.model.doc.layout.canvas / 512  # draw on the layout of a 512 canvas
     vp = win.canvas.viewport()
@@ -209,19 +209,21 @@ def test_a_user_draws_drops_two_photos_cartoonizes_and_exports(qtbot, tmp_path, 
             qtbot.mouseMove(vp, p)
         qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=pos[-1])
     assert len(win.model.doc.strokes) == len(shapes)
-    qtbot.waitUntil(lambda: win.export_array("face") is not None, timeout=60_000)
-    before = win.export_array("face").copy()
+    qtbot.waitUntil(lambda: win.file_actions.export_array("face") is not None, timeout=60_000)
+    before = win.file_actions.export_array("face").copy()
     samples = sorted(SAMPLES_DIR.glob("*.jpg"))
     for component, photo in (("left_eye", samples[1]), ("mouth", samples[2])):
         with qtbot.waitSignal(win.model.changed, timeout=60_000):
-            win.drop_photo(component, str(photo), 0)
+            win.file_actions.drop_photo(component, str(photo), 0)
         assert tuple(win.model.slot(component).paths) == (str(photo),)
-    qtbot.waitUntil(lambda: not np.array_equal(win.export_array("face"), before), timeout=60_000)
+    qtbot.waitUntil(
+        lambda: not np.array_equal(win.file_actions.export_array("face"), before), timeout=60_000
+    )
     win.cartoon.enabled.setChecked(True)
     assert win.cartoon.style() is not None
-    qtbot.waitUntil(lambda: win.export_array("cartoon") is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: win.file_actions.export_array("cartoon") is not None, timeout=60_000)
     for kind in ("face", "cartoon"):
-        out = win.export_image(kind, tmp_path / f"{kind}.png")
+        out = win.file_actions.export_image(kind, tmp_path / f"{kind}.png")
         assert out is not None and cv2.imread(str(out)).std() > 5  # a real image, not flat
     service.shutdown() if hasattr(service, "shutdown") else None
     win.model.modified = False

@@ -9,7 +9,6 @@ import sys
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
+from facesketch.engine.contract import RenderRequest, RenderResult, run_job  # noqa: E402
 from facesketch.layout import NOSE  # noqa: E402
 from facesketch.ui.backend import Backend  # noqa: E402
 from facesketch.ui.canvas import SELECT  # noqa: E402
@@ -32,23 +32,16 @@ from facesketch.ui.settings import Settings  # noqa: E402
 CANVAS = 256
 
 
-@dataclass
-class FakeResult:
-    request_id: int
-    face: Any
-    sketch: Any
-    cartoon: Any = None
-    timings: dict = field(default_factory=lambda: {"total": 12.0})
-    device: str = "fake-cpu"
-    error: str | None = None
-    warnings: list = field(default_factory=list)
+def FakeResult(request_id: int, face: Any, sketch: Any, **kw: Any) -> RenderResult:
+    kw.setdefault("timings", {"total": 12.0})
+    return RenderResult(request_id, face, sketch, device="fake-cpu", **kw)
 
 
 class FakeService:
     """Answers each render on another thread with a face whose colour counts strokes."""
 
     def __init__(self, error: str | None = None) -> None:
-        self.requests: list[Any] = []
+        self.requests: list[RenderRequest] = []
         self.error = error
         self._next = 0
         self._lock = threading.Lock()
@@ -58,18 +51,22 @@ class FakeService:
             self._next += 1
             rid = self._next
             self.requests.append(request)
-        snapshot = request[0]
+        snapshot = request.document
         face = None if self.error else np.full((64, 64, 3), len(snapshot.strokes) % 255, np.uint8)
         sketch = None if self.error else np.full((64, 64), 255, np.uint8)
         result = FakeResult(rid, face, sketch, error=self.error)
         threading.Thread(target=callback, args=(result,)).start()
         return rid
 
-    def run_async(self, fn: Any, *args: Any, callback: Any) -> None:
-        threading.Thread(target=lambda: callback(fn(*args))).start()
+    def run_async(self, fn: Any, *args: Any, callback: Any, tag: str = "") -> int:
+        threading.Thread(target=lambda: callback(run_job(0, fn, args, tag))).start()
+        return 0
 
     def status(self) -> dict:
         return {"device": "fake-cpu"}
+
+    def shutdown(self) -> None:
+        pass
 
 
 class FakeBackend(Backend):
@@ -97,7 +94,7 @@ def window(qtbot, tmp_path, monkeypatch):
     settings.set("canvas_size", CANVAS)
     settings.set("last_dir", str(tmp_path))
     service = FakeService()
-    engine = EngineClient(service, lambda *a: a)
+    engine = EngineClient(service)
     win = MainWindow(engine, FakeBackend(), settings, samples_dir=None)
     win.service = service
     qtbot.addWidget(win)
@@ -137,7 +134,7 @@ def test_drawing_creates_a_stroke_and_requests_a_render(qtbot, window):
     assert abs(stroke.points[0][0] - 15) < 2 and abs(stroke.points[-1][1] - 40) < 2
     result = _wait_render(qtbot, window)
     assert len(window.service.requests) > n0
-    snapshot = window.service.requests[-1][0]
+    snapshot = window.service.requests[-1].document
     assert len(snapshot.strokes) == 1
     assert result.face[0, 0, 0] == 1
     assert window.result_view.face_array is not None
@@ -221,7 +218,7 @@ def test_dragging_a_component_window_moves_the_layout(qtbot, window):
     qtbot.waitUntil(
         lambda: (
             bool(window.service.requests)
-            and window.service.requests[-1][0].layout.window(NOSE) == moved
+            and window.service.requests[-1].document.layout.window(NOSE) == moved
         )
     )
     window.model.undo()
@@ -277,7 +274,7 @@ def test_dropping_a_photo_on_a_slot_sets_its_appearance(qtbot, window):
     assert tuple(window.model.slot("nose").paths) == (str(photo), str(other))
     assert window.model.slot("nose").mix == pytest.approx(0.5)
     assert slot.mix.isEnabled()
-    window.on_mix_changed("nose", 0.25)
+    window.appearance_actions.on_mix_changed("nose", 0.25)
     assert window.model.slot("nose").mix == pytest.approx(0.25)
     slot.clear_button.click()
     assert window.model.slot("nose") is None or not window.model.slot("nose").paths
@@ -295,7 +292,7 @@ def test_a_slot_can_lend_its_photo_shape(qtbot, window):
     qtbot.waitUntil(
         lambda: (
             bool(window.service.requests)
-            and window.service.requests[-1][0].appearance["mouth"].shape
+            and window.service.requests[-1].document.appearance["mouth"].shape
         )
     )
     other = _photo(Path(window.settings.get("last_dir")), "ref_shape_b.png")
@@ -347,12 +344,12 @@ def test_save_open_round_trip(qtbot, window, tmp_path):
     window.model.move_window(NOSE, 100, 120)
     window.model.set_scn(0.4)
     path = tmp_path / "face.json"
-    assert window.save_to(path)
+    assert window.file_actions.save_to(path)
     assert not window.model.modified and "face.json" in window.windowTitle()
     saved = window.model.doc
     window.model.new(CANVAS)
     assert len(window.model.doc.strokes) == 0
-    assert window.open_project(path)
+    assert window.file_actions.open_project(path)
     doc = window.model.doc
     assert len(doc.strokes) == 1
     np.testing.assert_allclose(doc.strokes[0].points, saved.strokes[0].points, atol=1e-3)
@@ -362,17 +359,19 @@ def test_save_open_round_trip(qtbot, window, tmp_path):
     # a corrupt file is refused with a message and changes nothing
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    assert not window.open_project(bad)
+    assert not window.file_actions.open_project(bad)
     assert window.notice.isVisible()
     assert len(window.model.doc.strokes) == 1
 
 
 def test_exports_write_images(qtbot, window, tmp_path):
-    assert window.export_image("face", tmp_path / "none.png") is None  # nothing rendered yet
+    assert (
+        window.file_actions.export_image("face", tmp_path / "none.png") is None
+    )  # nothing rendered yet
     _draw(qtbot, window, [(15, 20), (30, 40), (40, 45)])
     _wait_render(qtbot, window)
     for kind, name in (("face", "f.png"), ("sketch", "s.jpg"), ("sheet", "sheet.png")):
-        out = window.export_image(kind, tmp_path / name)
+        out = window.file_actions.export_image(kind, tmp_path / name)
         assert out is not None and out.is_file()
         img = cv2.imread(str(out))
         assert img is not None and img.shape[0] > 0
@@ -410,7 +409,7 @@ def test_autosave_and_recovery(qtbot, window, monkeypatch):
     import facesketch.sketch as sk
 
     _draw(qtbot, window, [(15, 20), (30, 40)])
-    window.autosave()
+    window.file_actions.autosave()
     assert not window.model.find_autosaves()  # this session still keeps its own copy
     (own,) = sk.find_autosaves(left_behind_only=False)
     # the copy of a session that crashed: its process is gone
@@ -421,11 +420,11 @@ def test_autosave_and_recovery(qtbot, window, monkeypatch):
     assert window.model.find_autosaves() == [crashed]
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.model.new(CANVAS)
-    assert window.offer_recovery()
+    assert window.file_actions.offer_recovery()
     assert len(window.model.doc.strokes) == 1 and window.model.modified
     assert not crashed.exists() and not window.model.find_autosaves()
     assert sk.find_autosaves(left_behind_only=False)  # protected by this session's autosave
-    window.discard_autosave()
+    window.file_actions.discard_autosave()
     assert not sk.find_autosaves(left_behind_only=False)
 
 
@@ -458,10 +457,10 @@ def test_import_sketch_as_layer_and_as_strokes(qtbot, window, tmp_path):
     cv2.circle(sketch, (50, 30), 12, 0, 2)
     path = tmp_path / "sketch.png"
     cv2.imwrite(str(path), sketch)
-    window.import_sketch(path, as_strokes=False)
+    window.file_actions.import_sketch(path, as_strokes=False)
     assert window.model.doc.background_image.shape == (CANVAS, CANVAS)
     with qtbot.waitSignal(window.model.changed, timeout=10_000):
-        window.import_sketch(path, as_strokes=True)
+        window.file_actions.import_sketch(path, as_strokes=True)
     assert len(window.model.doc.strokes) >= 2
     xs = np.concatenate([np.asarray(s.points)[:, 0] for s in window.model.doc.strokes])
     assert xs.max() > 0.8 * CANVAS  # scaled to the canvas, not left at 100 px
@@ -469,7 +468,7 @@ def test_import_sketch_as_layer_and_as_strokes(qtbot, window, tmp_path):
     assert len(window.model.doc.strokes) == 0
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    window.import_sketch(bad, as_strokes=False)
+    window.file_actions.import_sketch(bad, as_strokes=False)
     assert "broken.png" in window.notice.text()
 
 
@@ -487,7 +486,7 @@ def test_start_from_photo_makes_an_editable_document(qtbot, window, tmp_path, mo
 
     monkeypatch.setattr(window.backend, "photo_to_document", fake_import)
     with qtbot.waitSignal(window.model.changed, timeout=5000):
-        window.start_from_photo(photo)
+        window.file_actions.start_from_photo(photo)
     qtbot.waitUntil(lambda: window.model.slot("face") is not None, timeout=5000)
     assert len(window.model.doc.strokes) == 3
     assert tuple(window.model.slot("face").paths) == (str(photo),)
@@ -499,15 +498,17 @@ def test_cartoon_preview_shows_the_engine_cartoon(qtbot, window):
     window.cartoon.enabled.setChecked(True)
     assert window.cartoon.style() == "testing"
     qtbot.waitUntil(
-        lambda: bool(window.service.requests) and window.service.requests[-1][3] == "testing"
+        lambda: (
+            bool(window.service.requests) and window.service.requests[-1].cartoon_style == "testing"
+        )
     )
-    assert window.service.requests[-1][3] == "testing"
+    assert window.service.requests[-1].cartoon_style == "testing"
     result = FakeResult(
         99, np.zeros((8, 8, 3), np.uint8), None, cartoon=np.ones((8, 8, 3), np.uint8)
     )
     window.on_render_finished(result)
     assert window.cartoon.export_button.isEnabled()
-    assert window.export_array("cartoon") is result.cartoon
+    assert window.file_actions.export_array("cartoon") is result.cartoon
 
 
 def test_import_style_dialog_imports_and_lists_the_style(qtbot, window, monkeypatch, tmp_path):
@@ -531,7 +532,7 @@ def test_import_style_dialog_imports_and_lists_the_style(qtbot, window, monkeypa
         return "hayao", True
 
     monkeypatch.setattr(QInputDialog, "getText", get_text)
-    window.import_style_dialog()
+    window.file_actions.import_style_dialog()
     qtbot.waitUntil(lambda: window.cartoon.styles.count() == 2, timeout=5000)
     assert imported == [(str(weights), "hayao")] and asked["default"] == "hayao"
 
@@ -539,9 +540,9 @@ def test_import_style_dialog_imports_and_lists_the_style(qtbot, window, monkeypa
 def test_recent_files_menu_reopens_a_project(qtbot, window, tmp_path):
     _draw(qtbot, window, [(15, 20), (30, 40)])
     path = tmp_path / "recent.json"
-    assert window.save_to(path)
+    assert window.file_actions.save_to(path)
     window.model.new(CANVAS)
-    actions = window.recent_menu.actions()
+    actions = window.file_actions.recent_menu.actions()
     assert [a.toolTip() for a in actions] == [str(path.resolve())]
     actions[0].trigger()
     assert (
@@ -560,7 +561,7 @@ def test_pen_draws_at_the_trained_width_on_every_canvas(qtbot, window, tmp_path)
     assert window.model.doc.strokes[-1].width == pytest.approx(sk.default_pen_width(256))
     assert window.pen_width.value() == pytest.approx(sk.default_pen_width(256))
     sk.save_project(sk.Document.new(512), tmp_path / "big.json")
-    assert window.open_project(tmp_path / "big.json")
+    assert window.file_actions.open_project(tmp_path / "big.json")
     window.canvas.set_zoom(1.0)
     window.canvas.centerOn(256, 256)
     _draw(qtbot, window, [(200, 200), (260, 240)])

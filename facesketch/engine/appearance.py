@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 from facesketch.layout import BACKGROUND, COMPONENTS, FaceLayout
+from facesketch.sketch.document import FACE
 
-#: Key of an appearance slot that applies to every component.
-WHOLE_FACE = "face"
 #: How many aligned references / codes are kept.
 _MAX_REFERENCES = 32
 
@@ -116,7 +115,7 @@ def reference_thumbnails(path: str | os.PathLike[str], canvas: int = 256) -> dic
     ref = align_reference(path, canvas)
     layout = FaceLayout.default(canvas)
     thumbs = {n: np.ascontiguousarray(component_crop(ref.image, n, layout)) for n in COMPONENTS}
-    thumbs[WHOLE_FACE] = ref.image
+    thumbs[FACE] = ref.image
     return thumbs
 
 
@@ -195,4 +194,4 @@ def slot_for(appearance: Any, component: str) -> Any:
     own = appearance.get(component)
     if own is not None and getattr(own, "paths", None):
         return own
-    return appearance.get(WHOLE_FACE)
+    return appearance.get(FACE)

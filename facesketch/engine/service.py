@@ -10,7 +10,9 @@ never blocks it.  Policy:
   the same worker in submission order, so two threads never use torch at once;
 - callbacks run on the worker thread (except the "cancelled" callback of a task that
   had not started: it runs inside ``cancel``); the UI marshals them into Qt itself.
-No Qt here.
+The request and result types are the torch-free contract in
+:mod:`facesketch.engine.contract` (re-exported here); the service is a
+``contract.RenderEngine``.  No Qt here.
 """
 
 from __future__ import annotations
@@ -22,75 +24,48 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from facesketch.engine.appearance import AppearanceError
+from facesketch.engine.contract import (
+    CANCELLED,
+    EXPECTED_ERRORS,
+    JobCallback,
+    JobResult,
+    RenderCallback,
+    RenderRequest,
+    RenderResult,
+    error_message,
+    run_job,
+)
 from facesketch.engine.devices import DeviceSpec, select_device
 from facesketch.engine.models import NetworkBundle, load_bundle
-from facesketch.engine.pipeline import FacePipeline, RenderCancelled
+from facesketch.engine.pipeline import FacePipeline, PipelineOutput, RenderCancelled
+from facesketch.sketch.document import DocumentSnapshot
 
-#: Error text of a cancelled render.
-CANCELLED = "cancelled"
 _OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
-
-@dataclass(frozen=True)
-class RenderRequest:
-    """What to render: a document snapshot (``render_sketch``, ``layout``, ``appearance``).
-
-    ``scn_strength`` None means the document's own.  ``geometry_photo`` (aligned RGB at
-    the internal canvas) replaces the sketch as geometry for ``photo_components``.
-    """
-
-    document: Any
-    size: int = 512
-    scn_strength: float | None = None
-    cartoon_style: str | None = None
-    geometry_photo: np.ndarray | None = None
-    photo_components: tuple[str, ...] = ()
-
-
-@dataclass
-class RenderResult:
-    """A finished render, or why there is none (``error``; ``face`` may then be None)."""
-
-    request_id: int
-    face: np.ndarray | None = None  # uint8 RGB (size, size, 3)
-    sketch: np.ndarray | None = None  # calibrated sketch, uint8 (size, size)
-    cartoon: np.ndarray | None = None  # uint8 RGB or None
-    timings: dict[str, float] = field(default_factory=dict)  # milliseconds
-    device: str = ""
-    recomputed: list[str] = field(default_factory=list)
-    error: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class JobResult:
-    """Outcome of a :meth:`RenderService.run_async` job: ``result`` or ``error``."""
-
-    job_id: int
-    result: Any = None
-    error: str | None = None
+__all__ = [  # the contract's types, re-exported: callers of the service need them
+    "CANCELLED",
+    "JobResult",
+    "RenderRequest",
+    "RenderResult",
+    "RenderService",
+]
 
 
 @dataclass
 class _Task:
     id: int
     kind: str  # "render" | "job"
-    payload: Any
+    payload: RenderRequest | Callable[..., Any]
     args: tuple = ()
-    callback: Callable[[Any], None] | None = None
-
-
-def _message(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text or type(exc).__name__
+    callback: RenderCallback | JobCallback | None = None
+    tag: str = ""
 
 
 class RenderService:
@@ -129,7 +104,7 @@ class RenderService:
         self._thread.start()
 
     # -- public API (any thread) ---------------------------------------------------------
-    def submit(self, request: RenderRequest, callback: Callable[[RenderResult], None]) -> int:
+    def submit(self, request: RenderRequest, callback: RenderCallback) -> int:
         """Queue a render; a render still queued is dropped (no callback). Returns its id."""
         with self._cv:
             rid = next(self._ids)
@@ -139,12 +114,12 @@ class RenderService:
         return rid
 
     def run_async(
-        self, fn: Callable[..., Any], *args: Any, callback: Callable[[Any], None] | None = None
+        self, fn: Callable[..., Any], *args: Any, callback: JobCallback | None = None, tag: str = ""
     ) -> int:
-        """Run ``fn(*args)`` on the worker; ``callback`` gets a :class:`JobResult`."""
+        """Run ``fn(*args)`` on the worker; ``callback`` gets a :class:`JobResult` (``tag``)."""
         with self._cv:
             jid = next(self._ids)
-            self._queue.append(_Task(jid, "job", fn, args, callback))
+            self._queue.append(_Task(jid, "job", fn, args, callback, tag))
             self._cv.notify()
         return jid
 
@@ -166,10 +141,10 @@ class RenderService:
         if task is None:
             return False
         if task.callback is not None:
-            res: Any = (
+            res: RenderResult | JobResult = (
                 RenderResult(request_id, error=CANCELLED)
                 if task.kind == "render"
-                else JobResult(request_id, error=CANCELLED)
+                else JobResult(request_id, error=CANCELLED, tag=task.tag)
             )
             task.callback(res)
         return True
@@ -235,7 +210,7 @@ class RenderService:
             self._cpu_bundle = copy.deepcopy(bundle.to(self._spec.cpu().module))
             self.pipeline = FacePipeline(bundle, self._spec)
         except Exception as exc:  # reported in status() and in every render result
-            self._load_error = f"the render engine could not start: {_message(exc)}"
+            self._load_error = f"the render engine could not start: {error_message(exc)}"
             return
         if self._warmup:
             try:
@@ -246,13 +221,10 @@ class RenderService:
             except Exception:
                 traceback.print_exc()
 
-    def _run_task(self, task: _Task) -> Any:
-        if task.kind == "job":
-            try:
-                return JobResult(task.id, result=task.payload(*task.args))
-            except Exception as exc:
-                return JobResult(task.id, error=_message(exc))
-        return self._render(task.id, task.payload)
+    def _run_task(self, task: _Task) -> RenderResult | JobResult:
+        if isinstance(task.payload, RenderRequest):
+            return self._render(task.id, task.payload)
+        return run_job(task.id, task.payload, task.args, task.tag)
 
     def _render(self, rid: int, req: RenderRequest) -> RenderResult:
         if self._load_error is not None or self.pipeline is None:
@@ -272,8 +244,8 @@ class RenderService:
                 out = self._render_on(pipe, rid, req)
         except RenderCancelled:
             return RenderResult(rid, error=CANCELLED, device=pipe.spec.describe())
-        except (AppearanceError, ValueError, OSError) as exc:
-            return RenderResult(rid, error=_message(exc), device=pipe.spec.describe())
+        except EXPECTED_ERRORS as exc:  # AppearanceError, unreadable files, ...
+            return RenderResult(rid, error=error_message(exc), device=pipe.spec.describe())
         except Exception as exc:  # keep the worker alive and tell the user what broke
             traceback.print_exc()
             return RenderResult(
@@ -297,11 +269,11 @@ class RenderService:
                     req.cartoon_style, out.face, req.document, out.sketch
                 )
             except Exception as exc:
-                result.error = f"cartoon style {req.cartoon_style!r}: {_message(exc)}"
+                result.error = f"cartoon style {req.cartoon_style!r}: {error_message(exc)}"
             result.timings["cartoon"] = (time.perf_counter() - t) * 1000
         return result
 
-    def _render_on(self, pipe: FacePipeline, rid: int, req: RenderRequest) -> Any:
+    def _render_on(self, pipe: FacePipeline, rid: int, req: RenderRequest) -> PipelineOutput:
         return pipe.render(
             req.document,
             size=req.size,
@@ -319,7 +291,7 @@ class RenderService:
         return self._cpu_pipeline
 
     def _stylize(
-        self, style: str, face: np.ndarray, doc: Any = None, sketch: np.ndarray | None = None
+        self, style: str, face: np.ndarray, doc: DocumentSnapshot, sketch: np.ndarray | None
     ) -> np.ndarray:
         """Cartoonize on the engine's device (the cartoon module caches loaded styles),
         with the document's ink and proportions (``doc.cartoon``)."""
@@ -327,6 +299,4 @@ class RenderService:
 
         assert self.pipeline is not None
         st = cartoon.load_style(style, self.pipeline.spec)
-        settings = getattr(doc, "cartoon", None)
-        layout = getattr(doc, "layout", None)
-        return cartoon.cartoon_portrait(face, st, settings, sketch, layout)
+        return cartoon.cartoon_portrait(face, st, doc.cartoon, sketch, doc.layout)

@@ -232,10 +232,6 @@ class Document:
         """Ids of the strokes, in drawing order."""
         return [s.id for s in self.strokes]
 
-    def find_stroke(self, stroke_id: str) -> Stroke | None:
-        """The stroke with id ``stroke_id``, or None."""
-        return next((s for s in self.strokes if s.id == stroke_id), None)
-
     def snapshot(self) -> DocumentSnapshot:
         """An immutable copy, safe to hand to a worker thread while editing goes on."""
         bg = self.background_image
@@ -261,8 +257,8 @@ class Document:
             cartoon=self.cartoon,
         )
 
-    def render_sketch(self, canvas: int | None = None, line_width_scale: float = 1.0) -> np.ndarray:
-        """The sketch the networks see: background layer (if any) with the strokes on top.
+    def rasterize(self, canvas: int | None = None, line_width_scale: float = 1.0) -> np.ndarray:
+        """The sketch image the networks see: background layer (if any), strokes on top.
 
         uint8 (canvas, canvas), white paper, black anti-aliased lines; eraser strokes
         erase the background layer too, as they do on screen.
@@ -274,6 +270,9 @@ class Document:
             self.canvas if canvas is None else canvas,
             line_width_scale,
         )
+
+    #: Old name, until engine/pipeline.py (helper F) calls :meth:`rasterize` (issue 15).
+    render_sketch = rasterize
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (Document, DocumentSnapshot)):
@@ -297,8 +296,8 @@ class DocumentSnapshot:
         """Side of the square canvas the strokes' coordinates refer to."""
         return self.layout.canvas
 
-    def render_sketch(self, canvas: int | None = None, line_width_scale: float = 1.0) -> np.ndarray:
-        """Same as :meth:`Document.render_sketch`."""
+    def rasterize(self, canvas: int | None = None, line_width_scale: float = 1.0) -> np.ndarray:
+        """Same as :meth:`Document.rasterize`."""
         return _render(
             self.layout,
             self.strokes,
@@ -306,6 +305,9 @@ class DocumentSnapshot:
             self.canvas if canvas is None else canvas,
             line_width_scale,
         )
+
+    #: Old name, until engine/pipeline.py (helper F) calls :meth:`rasterize` (issue 15).
+    render_sketch = rasterize
 
     def to_document(self) -> Document:
         """A new editable document with this content."""

@@ -5,17 +5,33 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from facesketch.engine.contract import (
+    JobCallback,
+    RenderCallback,
+    RenderEngine,
+    RenderRequest,
+    RenderResult,
+    error_message,
+    run_job,
+)
 from facesketch.resources import samples_dir
+from facesketch.ui.backend import Backend
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
+    from facesketch.ui.main_window import MainWindow
 
 #: Bundled samples: a demo sketch project and a few reference photos.
 SAMPLES_DIR = samples_dir()
@@ -37,21 +53,6 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-@dataclass
-class EngineUnavailableResult:
-    """The answer to every render when the engine itself could not start."""
-
-    request_id: int
-    error: str
-    face: Any = None
-    sketch: Any = None
-    cartoon: Any = None
-    device: str = "none"
-    timings: dict = field(default_factory=dict)
-    warnings: list = field(default_factory=list)
-    recomputed: list = field(default_factory=list)
-
-
 class EngineUnavailable:
     """Stands in for the render service when it cannot start, so the window still opens.
 
@@ -61,31 +62,42 @@ class EngineUnavailable:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        self._next = 0
+        self._ids = itertools.count(1)
 
-    def submit(self, request: Any, callback: Any) -> int:
-        self._next += 1
-        rid = self._next
-        threading.Thread(
-            target=callback, args=(EngineUnavailableResult(rid, self.reason),), daemon=True
-        ).start()
+    def submit(self, request: RenderRequest, callback: RenderCallback) -> int:
+        rid = next(self._ids)
+        result = RenderResult(rid, error=self.reason, device="none")
+        threading.Thread(target=callback, args=(result,), daemon=True).start()
         return rid
 
-    def run_async(self, fn: Any, *args: Any, callback: Any) -> None:
-        threading.Thread(target=lambda: callback(fn(*args)), daemon=True).start()
+    def run_async(
+        self, fn: Callable[..., Any], *args: Any, callback: JobCallback | None = None, tag: str = ""
+    ) -> int:
+        jid = next(self._ids)
 
-    def status(self) -> dict:
-        return {"device": "none", "error": self.reason}
+        def job() -> None:
+            result = run_job(jid, fn, args, tag)
+            if callback is not None:
+                callback(result)
+
+        threading.Thread(target=job, daemon=True).start()
+        return jid
+
+    def status(self) -> dict[str, Any]:
+        return {"device": "none", "ready": False, "error": self.reason}
+
+    def shutdown(self) -> None:
+        pass
 
 
-def _start_engine(backend: Any, device: str) -> tuple[Any, Any]:
-    """The render service and request factory, or a stand-in that explains the failure."""
+def _start_engine(backend: Backend, device: str) -> RenderEngine:
+    """The render service, or a stand-in that explains why it could not start."""
     try:
-        return backend.make_service(device), backend.make_request
+        return backend.make_service(device)
     except Exception as exc:
-        reason = f"The render engine could not start: {exc}"
+        reason = f"The render engine could not start: {error_message(exc)}"
         print(f"facesketch: {reason}", file=sys.stderr)
-        return EngineUnavailable(reason), lambda *a: None
+        return EngineUnavailable(reason)
 
 
 def run_app(project: str | None = None, screenshot: str | None = None) -> int:
@@ -93,7 +105,6 @@ def run_app(project: str | None = None, screenshot: str | None = None) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from facesketch.ui.backend import Backend
     from facesketch.ui.engine_client import EngineClient
     from facesketch.ui.main_window import MainWindow
     from facesketch.ui.settings import APPLICATION, ORGANIZATION, Settings
@@ -103,23 +114,22 @@ def run_app(project: str | None = None, screenshot: str | None = None) -> int:
     app.setApplicationName(APPLICATION)
     settings = Settings()
     backend = Backend()
-    service, make_request = _start_engine(backend, settings.get("device"))
-    engine = EngineClient(service, make_request)
+    engine = EngineClient(_start_engine(backend, settings.get("device")))
     window = MainWindow(engine, backend, settings, SAMPLES_DIR)
     if project:
-        if not window.open_project(project):
+        if not window.file_actions.open_project(project):
             print(f"facesketch app: cannot open {project}", file=sys.stderr)
             return 1
     elif DEMO_PROJECT.is_file():
-        window.open_sample(DEMO_PROJECT)
+        window.file_actions.open_sample(DEMO_PROJECT)
     if screenshot:
         return _screenshot(app, window, Path(screenshot))
     window.show()
-    QTimer.singleShot(0, window.offer_recovery)
+    QTimer.singleShot(0, window.file_actions.offer_recovery)
     return app.exec()
 
 
-def _screenshot(app: Any, window: Any, out: Path) -> int:
+def _screenshot(app: QApplication, window: MainWindow, out: Path) -> int:
     """Show the window, wait for the first render, grab it to ``out``."""
     from PySide6.QtCore import QTimer
 
@@ -134,7 +144,7 @@ def _screenshot(app: Any, window: Any, out: Path) -> int:
         window.close()
         app.quit()
 
-    def on_render(result: Any) -> None:
+    def on_render(result: RenderResult) -> None:
         window.renderShown.disconnect(on_render)
         QTimer.singleShot(400, grab)  # let the spinner stop and the layout settle
 
@@ -155,16 +165,16 @@ def render_demo(out: str | Path = "facesketch-demo.png", project: str | None = N
     """No display: render the demo (or ``project``) with the engine and write sketch | face."""
     import cv2
 
-    from facesketch.engine.service import RenderRequest, RenderService
+    from facesketch.engine.service import RenderService
     from facesketch.imaging import write_image
     from facesketch.sketch import load_project
 
     doc = load_project(project or DEMO_PROJECT)
     service = RenderService(device="auto")
     done = threading.Event()
-    box: dict[str, Any] = {}
+    box: dict[str, RenderResult] = {}
 
-    def callback(result: Any) -> None:
+    def callback(result: RenderResult) -> None:
         box["result"] = result
         done.set()
 
@@ -183,7 +193,7 @@ def render_demo(out: str | Path = "facesketch-demo.png", project: str | None = N
         return 1
     service.shutdown()
     result = box["result"]
-    sketch = doc.render_sketch(DEMO_SIZE)
+    sketch = doc.rasterize(DEMO_SIZE)
     if result.error or result.face is None:
         print(f"facesketch app: the demo could not be rendered: {result.error}", file=sys.stderr)
         return 1

@@ -1,29 +1,48 @@
-"""Appearance behaviour of the main window: dropped photos become slot references.
+"""Appearance actions of the main window: dropped photos become slot references.
 
 A photo is aligned on the engine's worker (dlib is slow); only when that succeeds
 does the slot change, so a photo without a face leaves the previous look in place.
+A controller with explicit references to the document model, the engine, the
+appearance panel and the file actions (a dropped project file opens instead).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+import numpy as np
+
+from facesketch.engine.contract import JobResult
 from facesketch.sketch import FACE
-from facesketch.ui.engine_client import JobOutcome
+from facesketch.ui.appearance_panel import AppearancePanel
+from facesketch.ui.backend import Backend
+from facesketch.ui.document_model import DocumentModel
+from facesketch.ui.engine_client import EngineClient
+from facesketch.ui.files import FileActions
+from facesketch.ui.notice import Feedback
 from facesketch.ui.qimages import scaled_pixmap
 
 THUMB_SIDE = 54
+#: Engine job tags this controller answers (``on_job``).
+JOB_KINDS = ("ref", "thumb")
 
 
 class AppearanceActions:
-    """Mixed into MainWindow; relies on its model, engine, backend and panels."""
+    """Reference photos of the appearance slots of one main window."""
 
-    model: Any
-    engine: Any
-    backend: Any
-    appearance: Any
-    ref_thumbs: dict[str, dict[str, Any]]
+    def __init__(
+        self,
+        model: DocumentModel,
+        engine: EngineClient,
+        backend: Backend,
+        panel: AppearancePanel,
+        files: FileActions,
+        feedback: Feedback,
+    ) -> None:
+        self.model, self.engine, self.backend = model, engine, backend
+        self.panel, self.files, self.feedback = panel, files, feedback
+        #: path -> slot -> aligned crop ({} while the alignment job is pending)
+        self.ref_thumbs: dict[str, dict[str, np.ndarray]] = {}
 
     def on_mix_changed(self, slot: str, mix: float) -> None:
         current = self.model.slot(slot)
@@ -38,7 +57,7 @@ class AppearanceActions:
 
     def show_appearance(self) -> None:
         """Show every slot with the aligned crops known so far (fetch missing ones)."""
-        for slot in self.appearance.slots:
+        for slot in self.panel.slots:
             current = self.model.slot(slot)
             paths = tuple(current.paths) if current is not None else ()
             mix = float(current.mix) if current is not None else 0.0
@@ -52,7 +71,7 @@ class AppearanceActions:
                     crop = crops.get(slot, crops.get(FACE))
                     if crop is not None:
                         thumbs[p] = scaled_pixmap(crop, THUMB_SIDE)
-            self.appearance.show_slot(slot, paths, mix, thumbs, shape)
+            self.panel.show_slot(slot, paths, mix, thumbs, shape)
 
     # -- appearance photos ---------------------------------------------------------------
     def drop_photo(self, slot: str, path: str, index: int = 0) -> None:
@@ -61,10 +80,10 @@ class AppearanceActions:
         A dropped project file opens instead (after the unsaved-changes prompt).
         """
         if Path(path).suffix.lower() == ".json":
-            if self.maybe_save():
-                self.open_project(path)
+            if self.files.maybe_save():
+                self.files.open_project(path)
             return
-        self.statusBar().showMessage(f"Aligning {Path(path).name}…")
+        self.feedback.status(f"Aligning {Path(path).name}…", 0)
         self.engine.run_job(
             f"ref\t{slot}\t{index}\t{path}", self.backend.reference_thumbnails, path
         )
@@ -73,23 +92,16 @@ class AppearanceActions:
         self.ref_thumbs[path] = {}  # pending: asked once
         self.engine.run_job(f"thumb\t{path}", self.backend.reference_thumbnails, path)
 
-    def on_job_finished(self, outcome: JobOutcome) -> None:
-        """A background job finished: dispatch on its tag."""
-        kind, *rest = outcome.tag.split("\t")
-        if kind in ("ref", "thumb"):
-            self._on_reference(kind, rest, outcome)
-        else:
-            self.on_file_job(kind, rest, outcome)
-
-    def _on_reference(self, kind: str, rest: list[str], outcome: JobOutcome) -> None:
+    def on_job(self, kind: str, rest: list[str], job: JobResult) -> None:
+        """A reference photo was aligned (or not); ``kind`` is one of :data:`JOB_KINDS`."""
         path = rest[-1]
-        if outcome.error:
+        if job.error:
             if kind == "ref":  # a fresh drop failed: keep the previous appearance
-                self.show_error(outcome.error)
+                self.feedback.error(job.error)
             else:
-                self.statusBar().showMessage(outcome.error, 8000)
+                self.feedback.status(job.error, 8000)
             return
-        self.ref_thumbs[path] = dict(outcome.value)
+        self.ref_thumbs[path] = dict(job.result)
         if kind == "thumb":
             self.show_appearance()
             return
@@ -104,4 +116,4 @@ class AppearanceActions:
         mix = float(current.mix) if len(old) == 2 and len(paths) == 2 else 0.5
         shape = bool(current.shape) if current is not None else False
         self.model.set_appearance(slot, paths, mix, shape)
-        self.statusBar().showMessage(f"{Path(path).name} → {slot.replace('_', ' ')}", 5000)
+        self.feedback.status(f"{Path(path).name} → {slot.replace('_', ' ')}")

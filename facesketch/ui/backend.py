@@ -8,9 +8,12 @@ Imports are lazy so that opening the window does not wait for torch to load twic
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import numpy as np
+
+from facesketch.engine.contract import RenderEngine
+from facesketch.sketch.document import Stroke
 
 #: Canvas at which reference photos are aligned for the slot thumbnails.
 THUMBNAIL_CANVAS = 256
@@ -21,7 +24,7 @@ class PhotoImport:
     """A photo turned into an editable document: its strokes and aligned face."""
 
     path: str
-    strokes: list
+    strokes: list[Stroke]
     aligned: np.ndarray
     sketch: np.ndarray
 
@@ -29,19 +32,11 @@ class PhotoImport:
 class Backend:
     """The real engine and sketch functions (tests substitute a double)."""
 
-    def make_service(self, device: str = "auto") -> Any:
-        """The render service (one worker thread that owns torch)."""
+    def make_service(self, device: str = "auto") -> RenderEngine:
+        """The render service (one worker thread that owns torch; loads torch)."""
         from facesketch.engine.service import RenderService
 
         return RenderService(device=device)
-
-    def make_request(self, snapshot: Any, size: int, scn_strength: float, style: str | None) -> Any:
-        """The engine's request object for one render."""
-        from facesketch.engine.service import RenderRequest
-
-        return RenderRequest(
-            document=snapshot, size=size, scn_strength=scn_strength, cartoon_style=style
-        )
 
     def reference_thumbnails(self, path: str) -> dict[str, np.ndarray]:
         """Aligned crops of a reference photo per slot (raises with a clear message)."""
@@ -53,19 +48,15 @@ class Backend:
         """Names of the installed cartoon styles."""
         from facesketch.engine.cartoon import list_styles
 
-        names = []
-        for s in list_styles():
-            name = s.get("name") if isinstance(s, dict) else getattr(s, "name", s)
-            names.append(str(name))
-        return names
+        return [str(s["name"]) for s in list_styles()]
 
-    def import_style(self, path: str, name: str) -> Any:
+    def import_style(self, path: str, name: str) -> Path:
         """Import an official CartoonGAN generator file as style ``name``."""
         from facesketch.engine.cartoon import import_style
 
         return import_style(path, name)
 
-    def sketch_to_strokes(self, sketch: np.ndarray) -> list:
+    def sketch_to_strokes(self, sketch: np.ndarray) -> list[Stroke]:
         """A sketch image (already at canvas size) as editable vector strokes.
 
         A shaded pencil drawing is first reduced to its lines (as ``facesketch render``

@@ -1,42 +1,105 @@
-"""File menu behaviour of the main window: projects, imports, exports, autosave, samples.
+"""File actions of the main window: projects, imports, exports, autosave, samples.
 
-A mixin so the window module stays about wiring.  Slow work (vectorizing a sketch,
-sketching a photo) runs as an engine job; results come back in :meth:`on_file_job`.
+A controller that holds explicit references to what it works on (the window for
+dialogs and its title, the document model, the engine, the settings, the views
+it exports from), so the window module stays about wiring.  Slow work (vectorizing a
+sketch, sketching a photo) runs as an engine job; results come back in
+:meth:`FileActions.on_job`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QMessageBox
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMainWindow, QMenu, QMessageBox
 
+from facesketch.engine.contract import JobResult
 from facesketch.imaging import ImageError, read_sketch, write_image
 from facesketch.sketch import FACE
 from facesketch.sketch.project import size_problem
+from facesketch.ui.backend import Backend, PhotoImport
+from facesketch.ui.document_model import DocumentModel
+from facesketch.ui.engine_client import EngineClient
+from facesketch.ui.notice import Feedback
+from facesketch.ui.settings import Settings
+
+if TYPE_CHECKING:
+    from facesketch.ui.appearance_panel import AppearancePanel
+    from facesketch.ui.cartoon_panel import CartoonPanel
+    from facesketch.ui.result_view import ResultView
 
 PROJECT_FILTER = "facesketch project (*.json)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp)"
 EXPORT_FILTER = "PNG image (*.png);;JPEG image (*.jpg *.jpeg)"
 EXPORT_KINDS = ("face", "cartoon", "sketch", "sheet")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+#: Engine job tags this controller answers (``on_job``).
+JOB_KINDS = ("strokes", "photo", "style")
+
+
+def make_action(
+    parent: QMainWindow,
+    text: str,
+    slot: Callable[..., object],
+    shortcut: list[str | QKeySequence.StandardKey] | None = None,
+    checkable: bool = False,
+) -> QAction:
+    """A menu/toolbar action of ``parent`` that calls ``slot``."""
+    act = QAction(text, parent)
+    if shortcut is not None:
+        act.setShortcuts([QKeySequence(k) for k in shortcut])
+    act.setCheckable(checkable)
+    act.triggered.connect(slot)
+    return act
 
 
 class FileActions:
-    """Mixed into MainWindow; relies on its model, engine, backend and settings."""
+    """Projects, imports, exports, autosave and samples of one main window."""
 
-    model: Any
-    engine: Any
-    backend: Any
-    settings: Any
-    samples_dir: Path | None
+    def __init__(
+        self,
+        window: QMainWindow,
+        model: DocumentModel,
+        engine: EngineClient,
+        backend: Backend,
+        settings: Settings,
+        feedback: Feedback,
+        samples_dir: Path | None = None,
+    ) -> None:
+        self.window, self.model, self.engine = window, model, engine
+        self.backend, self.settings, self.feedback = backend, settings, feedback
+        self.samples_dir = samples_dir
+        # set by connect_views (they are built after this controller)
+        self.result_view: ResultView | None = None
+        self.cartoon: CartoonPanel | None = None
+        self.appearance: AppearancePanel | None = None
+        self.drop_photo: Callable[[str, str, int], None] = lambda slot, path, index: None
+        self.styles_changed: Callable[[], None] = lambda: None
+
+    def connect_views(
+        self,
+        result_view: ResultView,
+        cartoon: CartoonPanel,
+        appearance: AppearancePanel,
+        drop_photo: Callable[[str, str, int], None],
+        styles_changed: Callable[[], None],
+    ) -> None:
+        """The views exports read from, the photo drop of the samples, the style list."""
+        self.result_view, self.cartoon, self.appearance = result_view, cartoon, appearance
+        self.drop_photo, self.styles_changed = drop_photo, styles_changed
 
     # -- menu ----------------------------------------------------------------------------
     def build_file_menu(self, menu: QMenu) -> None:
         """Fill the File menu."""
-        a = self._action  # type: ignore[attr-defined]
+
+        def a(text: str, slot: Callable[..., object], keys: list[str] | None = None) -> QAction:
+            return make_action(self.window, text, slot, keys)
+
         menu.addAction(a("New", self.new_document, ["Ctrl+N"]))
         menu.addAction(a("Open…", self.open_dialog, ["Ctrl+O"]))
         self.recent_menu = menu.addMenu("Open recent")
@@ -55,7 +118,7 @@ class FileActions:
         ):
             export.addAction(a(label, lambda _c=False, k=kind: self.export_dialog(k)))
         menu.addSeparator()
-        menu.addAction(a("Quit", self.close, ["Ctrl+Q"]))  # type: ignore[attr-defined]
+        menu.addAction(a("Quit", self.window.close, ["Ctrl+Q"]))
         self.update_recent_menu()
 
     def update_recent_menu(self) -> None:
@@ -72,7 +135,7 @@ class FileActions:
         """Window title: file name and a star when modified."""
         name = Path(self.model.path).name if self.model.path else "untitled"
         star = "*" if self.model.modified else ""
-        self.setWindowTitle(f"{name}{star} — facesketch")  # type: ignore[attr-defined]
+        self.window.setWindowTitle(f"{name}{star} — facesketch")
 
     def _dialog_dir(self) -> str:
         return self.settings.get("last_dir")
@@ -86,7 +149,7 @@ class FileActions:
         if not self.model.modified:
             return True
         answer = QMessageBox.question(
-            self,  # type: ignore[arg-type]
+            self.window,
             "Unsaved changes",
             "The sketch has unsaved changes. Save them?",
             QMessageBox.StandardButton.Save
@@ -106,8 +169,8 @@ class FileActions:
         if not self.maybe_save():
             return
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open sketch", self._dialog_dir(), PROJECT_FILTER
-        )  # type: ignore[arg-type]
+            self.window, "Open sketch", self._dialog_dir(), PROJECT_FILTER
+        )
         if path:
             self.open_project(path)
 
@@ -116,12 +179,12 @@ class FileActions:
         try:
             self.model.open(path)
         except Exception as exc:  # ProjectError and friends carry a clear message
-            self.show_error(str(exc))  # type: ignore[attr-defined]
+            self.feedback.error(str(exc))
             return False
         self._remember_dir(path)
         self.settings.add_recent(path)
         self.update_recent_menu()
-        self.statusBar().showMessage(f"Opened {path}", 5000)  # type: ignore[attr-defined]
+        self.feedback.status(f"Opened {path}")
         return True
 
     def save(self) -> bool:
@@ -132,8 +195,8 @@ class FileActions:
 
     def save_as(self) -> bool:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save sketch", self._dialog_dir(), PROJECT_FILTER
-        )  # type: ignore[arg-type]
+            self.window, "Save sketch", self._dialog_dir(), PROJECT_FILTER
+        )
         if not path:
             return False
         if not path.lower().endswith(".json"):
@@ -145,14 +208,14 @@ class FileActions:
         try:
             self.model.save(path)
         except Exception as exc:
-            self.show_error(f"could not save {path}: {exc}")  # type: ignore[attr-defined]
+            self.feedback.error(f"could not save {path}: {exc}")
             return False
         self.discard_autosave()
         self._remember_dir(path)
         self.settings.add_recent(path)
         self.update_recent_menu()
         self.update_title()
-        self.statusBar().showMessage(f"Saved {path}", 5000)  # type: ignore[attr-defined]
+        self.feedback.status(f"Saved {path}")
         return True
 
     # -- autosave --------------------------------------------------------------------------
@@ -162,7 +225,7 @@ class FileActions:
             try:
                 self.model.write_autosave()
             except Exception as exc:
-                self.statusBar().showMessage(f"autosave failed: {exc}", 8000)  # type: ignore[attr-defined]
+                self.feedback.status(f"autosave failed: {exc}", 8000)
 
     def discard_autosave(self) -> None:
         """Forget the autosave copy of the current document (after save or clean close)."""
@@ -189,9 +252,7 @@ class FileActions:
                 kept = self.model.set_aside_autosave(path)
             except OSError:
                 kept = path
-            self.statusBar().showMessage(  # type: ignore[attr-defined]
-                f"a damaged autosave was set aside: {kept} ({exc})", 10000
-            )
+            self.feedback.status(f"a damaged autosave was set aside: {kept} ({exc})", 10000)
         if not found:
             return False
         info = found[0]
@@ -201,7 +262,7 @@ class FileActions:
             else ""
         )
         answer = QMessageBox.question(
-            self,  # type: ignore[arg-type]
+            self.window,
             "Recover sketch",
             f"facesketch found an autosaved sketch from a session that did not end "
             f"normally:\n{info.describe()}\n\nRecover it? (Discard deletes it; Cancel asks "
@@ -220,7 +281,7 @@ class FileActions:
         try:  # the content must live in this session's autosave before the copy goes
             self.model.write_autosave()
         except Exception as exc:
-            self.show_error(f"recovered, but could not autosave it: {exc}")  # type: ignore[attr-defined]
+            self.feedback.error(f"recovered, but could not autosave it: {exc}")
             return True
         self.model.discard_autosave_file(info.path)
         return True
@@ -228,11 +289,11 @@ class FileActions:
     # -- imports ---------------------------------------------------------------------------
     def import_sketch_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Import sketch image", self._dialog_dir(), IMAGE_FILTER
-        )  # type: ignore[arg-type]
+            self.window, "Import sketch image", self._dialog_dir(), IMAGE_FILTER
+        )
         if not path:
             return
-        box = QMessageBox(self)  # type: ignore[arg-type]
+        box = QMessageBox(self.window)
         box.setWindowTitle("Import sketch")
         box.setText("Use the image as a background layer, or turn its lines into editable strokes?")
         layer = box.addButton("Background layer", QMessageBox.ButtonRole.AcceptRole)
@@ -252,65 +313,66 @@ class FileActions:
         try:
             sketch = read_sketch(path)
         except ImageError as exc:
-            self.show_error(str(exc))  # type: ignore[attr-defined]
+            self.feedback.error(str(exc))
             return
         sketch = cv2.resize(sketch, (canvas, canvas), interpolation=cv2.INTER_AREA)
         self._remember_dir(path)
         if not as_strokes:
             self.model.set_background(sketch)
             return
-        self.statusBar().showMessage(f"Vectorizing {Path(path).name}…")  # type: ignore[attr-defined]
+        self.feedback.status(f"Vectorizing {Path(path).name}…", 0)
         self.engine.run_job(f"strokes\t{path}", self.backend.sketch_to_strokes, sketch)
 
     def start_from_photo_dialog(self) -> None:
         if not self.maybe_save():
             return
         path, _ = QFileDialog.getOpenFileName(
-            self, "Start from a photo", self._dialog_dir(), IMAGE_FILTER
-        )  # type: ignore[arg-type]
+            self.window, "Start from a photo", self._dialog_dir(), IMAGE_FILTER
+        )
         if path:
             self.start_from_photo(path)
 
     def start_from_photo(self, path: str | Path) -> None:
         """Align, sketch and vectorize a photo off-thread; it becomes a new document."""
         self._remember_dir(path)
-        self.statusBar().showMessage(f"Sketching {Path(path).name}…")  # type: ignore[attr-defined]
+        self.feedback.status(f"Sketching {Path(path).name}…", 0)
         canvas = self.settings.get("canvas_size")
         self.engine.run_job(f"photo\t{path}", self.backend.photo_to_document, str(path), canvas)
 
-    def on_file_job(self, kind: str, rest: list[str], outcome: Any) -> None:
-        """Results of import jobs (GUI thread)."""
-        if outcome.error:
-            self.show_error(outcome.error)  # type: ignore[attr-defined]
+    def on_job(self, kind: str, rest: list[str], job: JobResult) -> None:
+        """Results of import jobs (GUI thread); ``kind`` is one of :data:`JOB_KINDS`."""
+        if job.error:
+            self.feedback.error(job.error)
             return
         if kind == "strokes":
-            problem = size_problem([*self.model.doc.strokes, *outcome.value])
+            strokes = list(job.result)
+            problem = size_problem([*self.model.doc.strokes, *strokes])
             if problem:  # the sketch could not be saved any more
-                self.show_error(f"not imported: the sketch would have {problem}")  # type: ignore[attr-defined]
+                self.feedback.error(f"not imported: the sketch would have {problem}")
                 return
-            self.model.add_strokes(list(outcome.value))
-            self.statusBar().showMessage(f"Imported {len(outcome.value)} strokes", 5000)  # type: ignore[attr-defined]
+            self.model.add_strokes(strokes)
+            self.feedback.status(f"Imported {len(strokes)} strokes")
         elif kind == "photo":
-            imp = outcome.value
+            imp: PhotoImport = job.result
             self.model.new_from_strokes(imp.strokes, photo=imp.path)
-            self.statusBar().showMessage(  # type: ignore[attr-defined]
-                f"Started from {Path(imp.path).name}: {len(imp.strokes)} strokes", 5000
-            )
+            self.feedback.status(f"Started from {Path(imp.path).name}: {len(imp.strokes)} strokes")
         elif kind == "style":
-            self.refresh_styles()  # type: ignore[attr-defined]
-            self.statusBar().showMessage(f"Imported cartoon style {rest[0]}", 5000)  # type: ignore[attr-defined]
+            self.styles_changed()
+            self.feedback.status(f"Imported cartoon style {rest[0]}")
 
     def import_style_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self,
+            self.window,
             "Import CartoonGAN style",
-            self._dialog_dir(),  # type: ignore[arg-type]
+            self._dialog_dir(),
             "CartoonGAN generator (*.pth *.pt *.safetensors)",
         )
         if not path:
             return
         default = Path(path).name.split("_net_G")[0].split(".")[0].lower()
-        name, ok = QInputDialog.getText(self, "Style name", "Name of the style:", text=default)  # type: ignore[arg-type]
+        name, ok = QInputDialog.getText(
+            self.window, "Style name", "Name of the style:", text=default
+        )
         if ok and name.strip():
             self.engine.run_job(
                 f"style\t{name.strip()}", self.backend.import_style, path, name.strip()
@@ -319,9 +381,9 @@ class FileActions:
     # -- exports ---------------------------------------------------------------------------
     def export_array(self, kind: str) -> np.ndarray | None:
         """The image an export of ``kind`` writes, or None when there is none yet."""
-        face = self.result_view.face_array  # type: ignore[attr-defined]
-        cartoon = self.cartoon.cartoon  # type: ignore[attr-defined]
-        sketch = self.model.doc.render_sketch(self.model.doc.layout.canvas)
+        face = self.result_view.face_array if self.result_view is not None else None
+        cartoon = self.cartoon.cartoon if self.cartoon is not None else None
+        sketch = self.model.doc.rasterize()
         if kind == "face":
             return face
         if kind == "cartoon":
@@ -341,7 +403,7 @@ class FileActions:
         """Write the ``kind`` image to ``path`` (PNG or JPEG by extension)."""
         img = self.export_array(kind)
         if img is None:
-            self.show_error(f"nothing to export yet: no {kind} has been rendered")  # type: ignore[attr-defined]
+            self.feedback.error(f"nothing to export yet: no {kind} has been rendered")
             return None
         p = Path(path)
         if p.suffix.lower() not in (".png", ".jpg", ".jpeg"):
@@ -349,15 +411,15 @@ class FileActions:
         try:
             out = write_image(p, img)
         except (ImageError, OSError) as exc:
-            self.show_error(f"could not export {p}: {exc}")  # type: ignore[attr-defined]
+            self.feedback.error(f"could not export {p}: {exc}")
             return None
-        self.statusBar().showMessage(f"Exported {out}", 5000)  # type: ignore[attr-defined]
+        self.feedback.status(f"Exported {out}")
         return out
 
     def export_dialog(self, kind: str) -> None:
         stem = Path(self.model.path).stem if self.model.path else "facesketch"
         start = str(Path(self._dialog_dir()) / f"{stem}-{kind}.png")
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {kind}", start, EXPORT_FILTER)  # type: ignore[arg-type]
+        path, _ = QFileDialog.getSaveFileName(self.window, f"Export {kind}", start, EXPORT_FILTER)
         if path:
             self._remember_dir(path)
             self.export_image(kind, path)
@@ -375,9 +437,8 @@ class FileActions:
             return []
         return sorted(self.samples_dir.glob("*.json"))
 
-    def load_samples(self) -> None:
-        """List the samples in the Samples menu and the appearance panel."""
-        menu = self.samples_menu  # type: ignore[attr-defined]
+    def load_samples(self, menu: QMenu) -> None:
+        """List the samples in ``menu`` (the Samples menu) and the appearance panel."""
         menu.clear()
         for proj in self.sample_projects():
             act = menu.addAction(f"Open sketch: {proj.stem}")
@@ -387,8 +448,9 @@ class FileActions:
         menu.addSeparator()
         for photo in self.sample_photos():
             act = menu.addAction(f"Use photo for whole face: {photo.stem}")
-            act.triggered.connect(lambda _c=False, p=photo: self.drop_photo(FACE, str(p), 0))  # type: ignore[attr-defined]
-            self.appearance.samples.add_photo(photo)  # type: ignore[attr-defined]
+            act.triggered.connect(lambda _c=False, p=photo: self.drop_photo(FACE, str(p), 0))
+            if self.appearance is not None:
+                self.appearance.samples.add_photo(photo)
 
     def open_sample(self, path: Path) -> bool:
         """Open a bundled sample as an untitled document (saving never overwrites it)."""

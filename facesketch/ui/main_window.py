@@ -3,28 +3,34 @@
 Wiring only: the canvas and panels report gestures, :class:`DocumentModel` turns
 them into undoable commands, and every document change restarts a short debounce
 timer whose expiry sends one render request to the engine (off the GUI thread).
+The File menu and the appearance photos are controllers the window holds
+(:class:`FileActions` as ``file_actions``, :class:`AppearanceActions` as
+``appearance_actions``); engine jobs come back here and go to the one that asked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QDoubleSpinBox,
     QLabel,
     QMainWindow,
+    QMenu,
     QSlider,
     QSplitter,
     QTabWidget,
     QToolBar,
 )
 
+from facesketch.engine.contract import JobResult, RenderResult
 from facesketch.sketch import width_at_reference, width_on_canvas
+from facesketch.ui import appearance_actions, files
 from facesketch.ui.appearance_actions import AppearanceActions
 from facesketch.ui.appearance_panel import AppearancePanel
 from facesketch.ui.backend import Backend
@@ -32,8 +38,8 @@ from facesketch.ui.canvas import ERASER, PEN, SELECT, SketchCanvas
 from facesketch.ui.cartoon_panel import CartoonPanel
 from facesketch.ui.document_model import DocumentModel
 from facesketch.ui.engine_client import EngineClient
-from facesketch.ui.files import FileActions
-from facesketch.ui.notice import Notice
+from facesketch.ui.files import FileActions, make_action
+from facesketch.ui.notice import Feedback
 from facesketch.ui.result_view import ResultView
 from facesketch.ui.settings import AUTOSAVE_CHOICES, Settings
 
@@ -48,16 +54,16 @@ SKETCH_RAW, SKETCH_OVERLAY, SKETCH_BESIDE = (
 )
 
 
-def _choice_label(key: str, value: Any) -> str:
+def _choice_label(key: str, value: int | str) -> str:
     if key == "autosave_s":
         return "off" if not value else f"{value} s" if value < 60 else f"{value // 60} min"
     return str(value)
 
 
-class MainWindow(AppearanceActions, FileActions, QMainWindow):
+class MainWindow(QMainWindow):
     """facesketch's window; ``engine`` and ``backend`` are injectable for tests."""
 
-    renderShown = Signal(object)  # the RenderResult just displayed (tests, screenshots)
+    renderShown = Signal(RenderResult)  # the result just displayed (tests, screenshots)
 
     def __init__(
         self,
@@ -70,8 +76,12 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self.engine, self.backend, self.settings = engine, backend, settings
         self.samples_dir = samples_dir
         self.model = DocumentModel(canvas=settings.get("canvas_size"), parent=self)
-        self.ref_thumbs: dict[str, dict[str, Any]] = {}  # path -> slot -> aligned crop
-        self.last_result: Any = None
+        self.feedback = Feedback(self)
+        self.notice = self.feedback.notice
+        self.file_actions = FileActions(
+            self, self.model, engine, backend, settings, self.feedback, samples_dir
+        )
+        self.last_result: RenderResult | None = None
         self.render_count = 0
         self.setWindowTitle("facesketch")
         self.resize(1400, 820)
@@ -87,7 +97,17 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         split.setSizes([700, 700])
         self.setCentralWidget(split)
         self.appearance = AppearancePanel()
+        self.appearance_actions = AppearanceActions(
+            self.model, engine, backend, self.appearance, self.file_actions, self.feedback
+        )
         self.cartoon = CartoonPanel()
+        self.file_actions.connect_views(
+            self.result_view,
+            self.cartoon,
+            self.appearance,
+            self.appearance_actions.drop_photo,
+            self.refresh_styles,
+        )
         tabs = QTabWidget()
         tabs.addTab(self.appearance, "Appearance")
         tabs.addTab(self.cartoon, "Cartoon")
@@ -97,7 +117,6 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         dock.setWidget(tabs)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        self.notice = Notice(self)
         self.device_label = QLabel("device: starting…")
         self.time_label = QLabel("")
         self.statusBar().addPermanentWidget(self.time_label)
@@ -108,7 +127,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self.render_timer.setInterval(RENDER_DEBOUNCE_MS)
         self.render_timer.timeout.connect(self.request_render)
         self.autosave_timer = QTimer(self)
-        self.autosave_timer.timeout.connect(self.autosave)
+        self.autosave_timer.timeout.connect(self.file_actions.autosave)
         self.apply_autosave_interval()
 
         self._build_actions()
@@ -117,25 +136,21 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self._connect()
         self._width_canvas = 0  # canvas size the pen widths were last scaled to
         self.set_tool(PEN)
-        self.load_samples()
+        self.file_actions.load_samples(self.samples_menu)
         self.refresh_styles()
         self.on_document_changed()
         self._fitted = False
 
     # -- construction ----------------------------------------------------------------
-    def _action(
-        self, text: str, slot: Any, shortcut: Any = None, checkable: bool = False
-    ) -> QAction:
-        act = QAction(text, self)
-        if shortcut is not None:
-            keys = shortcut if isinstance(shortcut, list) else [shortcut]
-            act.setShortcuts([QKeySequence(k) for k in keys])
-        act.setCheckable(checkable)
-        act.triggered.connect(slot)
-        return act
-
     def _build_actions(self) -> None:
-        a = self._action
+        def a(
+            text: str,
+            slot: Callable[..., object],
+            keys: list[str | QKeySequence.StandardKey] | None = None,
+            checkable: bool = False,
+        ) -> QAction:
+            return make_action(self, text, slot, keys, checkable)
+
         self.act_undo = a("Undo", self.model.undo, [QKeySequence.StandardKey.Undo])
         self.act_redo = a("Redo", self.model.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
         self.act_clear = a("Clear", self.clear_canvas)
@@ -153,7 +168,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
             (ERASER, "Eraser", "E"),
             (SELECT, "Select", "S"),
         ):
-            act = a(label, lambda _c=False, t=tool: self.set_tool(t), key, True)
+            act = a(label, lambda _c=False, t=tool: self.set_tool(t), [key], True)
             group.addAction(act)
             self.tool_actions[tool] = act
 
@@ -190,7 +205,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         self.file_menu = mb.addMenu("&File")
-        self.build_file_menu(self.file_menu)
+        self.file_actions.build_file_menu(self.file_menu)
         edit = mb.addMenu("&Edit")
         for act in (
             self.act_undo,
@@ -207,7 +222,7 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self.samples_menu = mb.addMenu("&Samples")
         self._build_settings_menu(mb.addMenu("Se&ttings"))
 
-    def _build_settings_menu(self, menu: Any) -> None:
+    def _build_settings_menu(self, menu: QMenu) -> None:
         """Device, render size and new-canvas size, persisted in QSettings."""
         choices = (
             ("device", "Device (next start)", ("auto", "cpu", "cuda")),
@@ -226,12 +241,12 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
                 group.addAction(act)
                 act.triggered.connect(lambda _c=False, k=key, v=value: self._set_setting(k, v))
 
-    def _set_setting(self, key: str, value: Any) -> None:
+    def _set_setting(self, key: str, value: int | str) -> None:
         self.settings.set(key, value)
         if key == "render_size":
             self.schedule_render()
         elif key == "device":
-            self.statusBar().showMessage(f"device {value} is used from the next start", 6000)
+            self.feedback.status(f"device {value} is used from the next start", 6000)
         elif key == "autosave_s":
             self.apply_autosave_interval()
 
@@ -245,21 +260,21 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self.autosave_timer.start()
 
     def _connect(self) -> None:
-        m, c = self.model, self.canvas
+        m, c, looks = self.model, self.canvas, self.appearance_actions
         m.changed.connect(self.on_document_changed)
         c.strokeFinished.connect(m.add_stroke)
         c.strokesMoved.connect(m.move_strokes)
         c.strokesDeleted.connect(m.remove_strokes)
         c.windowMoved.connect(self.on_window_moved)
-        c.photoDropped.connect(self.drop_photo)
-        self.appearance.photoDropped.connect(self.drop_photo)
-        self.appearance.mixChanged.connect(self.on_mix_changed)
-        self.appearance.shapeChanged.connect(self.on_shape_changed)
+        c.photoDropped.connect(looks.drop_photo)
+        self.appearance.photoDropped.connect(looks.drop_photo)
+        self.appearance.mixChanged.connect(looks.on_mix_changed)
+        self.appearance.shapeChanged.connect(looks.on_shape_changed)
         self.appearance.slotCleared.connect(m.clear_appearance)
         self.cartoon.settingsChanged.connect(self.schedule_render)
         self.cartoon.settingsEdited.connect(m.set_cartoon)
-        self.cartoon.importRequested.connect(self.import_style_dialog)
-        self.cartoon.exportRequested.connect(lambda: self.export_dialog("cartoon"))
+        self.cartoon.importRequested.connect(self.file_actions.import_style_dialog)
+        self.cartoon.exportRequested.connect(lambda: self.file_actions.export_dialog("cartoon"))
         self.scn_slider.sliderReleased.connect(lambda: m.set_scn(self.scn_slider.value() / 100))
         self.scn_slider.valueChanged.connect(lambda v: self.scn_value.setText(f"{v}%"))
         self.sketch_mode.currentTextChanged.connect(self.on_sketch_mode)
@@ -322,14 +337,9 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
         self.cartoon.show_settings(doc.cartoon)
         self.act_undo.setEnabled(self.model.can_undo())
         self.act_redo.setEnabled(self.model.can_redo())
-        self.show_appearance()
-        self.update_title()
+        self.appearance_actions.show_appearance()
+        self.file_actions.update_title()
         self.schedule_render()
-
-    def show_error(self, text: str) -> None:
-        """Tell the person something went wrong without blocking them."""
-        self.statusBar().showMessage(text, 10000)
-        self.notice.show_message(text)
 
     # -- rendering ---------------------------------------------------------------------
     def schedule_render(self) -> None:
@@ -346,36 +356,41 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
             self.cartoon.style(),
         )
 
-    def on_render_finished(self, result: Any) -> None:
+    def on_render_finished(self, result: RenderResult) -> None:
         """Show a render result (GUI thread, via the engine client's queued signal)."""
         self.last_result = result
         self.render_count += 1
-        error = getattr(result, "error", None)
-        face = getattr(result, "face", None)
-        sketch = getattr(result, "sketch", None)
-        device = getattr(result, "device", "") or self.engine.status().get("device", "")
+        device = result.device or self.engine.status().get("device", "")
         if device:
             self.device_label.setText(f"device: {device}")
-        if error:
-            if face is None:
-                self.result_view.set_message(error)
-            self.statusBar().showMessage(error, 10000)
+        if result.error:
+            if result.face is None:
+                self.result_view.set_message(result.error)
+            self.feedback.status(result.error, 10000)
             self.time_label.setText("render failed")
-        if face is not None:
-            self.result_view.set_result(face, sketch)
-            self.canvas.set_calibrated(sketch)
-            timings = dict(getattr(result, "timings", {}) or {})
-            total = float(timings.get("total", sum(timings.values()) if timings else 0.0))
-            text = f"last render {total:.0f} ms"
-            if "cartoon" in timings:
-                text += f" + cartoon {float(timings['cartoon']):.0f} ms"
+        if result.face is not None:
+            self.result_view.set_result(result.face, result.sketch)
+            self.canvas.set_calibrated(result.sketch)
+            text = f"last render {result.total_ms:.0f} ms"
+            if "cartoon" in result.timings:
+                text += f" + cartoon {result.timings['cartoon']:.0f} ms"
             self.time_label.setText(text)
-        for warning in getattr(result, "warnings", ()) or ():
-            self.statusBar().showMessage(str(warning), 8000)
-        cartoon = getattr(result, "cartoon", None)
-        if cartoon is not None or self.cartoon.style() is not None:
-            self.cartoon.set_cartoon(cartoon, error if cartoon is None else None, face)
+        for warning in result.warnings:
+            self.feedback.status(warning, 8000)
+        if result.cartoon is not None or self.cartoon.style() is not None:
+            error = result.error if result.cartoon is None else None
+            self.cartoon.set_cartoon(result.cartoon, error, result.face)
         self.renderShown.emit(result)
+
+    def on_job_finished(self, job: JobResult) -> None:
+        """A background job finished: the controller whose tag it carries takes it."""
+        kind, *rest = job.tag.split("\t")
+        if kind in appearance_actions.JOB_KINDS:
+            self.appearance_actions.on_job(kind, rest, job)
+        elif kind in files.JOB_KINDS:
+            self.file_actions.on_job(kind, rest, job)
+        else:
+            raise ValueError(f"no handler for engine job {job.tag!r}")
 
     # -- cartoon styles ----------------------------------------------------------------
     def refresh_styles(self) -> None:
@@ -384,10 +399,10 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
             names = self.backend.list_styles()
         except Exception as exc:  # the list is optional: say why it is empty
             names = []
-            self.statusBar().showMessage(f"cartoon styles unavailable: {exc}", 8000)
+            self.feedback.status(f"cartoon styles unavailable: {exc}", 8000)
         self.cartoon.set_styles(names)
 
-    def showEvent(self, event: Any) -> None:
+    def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not self._fitted:  # fit once the splitter has given the canvas its size
             self._fitted = True
@@ -395,11 +410,11 @@ class MainWindow(AppearanceActions, FileActions, QMainWindow):
 
     # -- closing -------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.maybe_save():
+        if not self.file_actions.maybe_save():
             event.ignore()
             return
         self.autosave_timer.stop()
-        self.discard_autosave()
+        self.file_actions.discard_autosave()
         self.settings.q.setValue("window_geometry", self.saveGeometry())
         self.settings.sync()
         self.engine.shutdown()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QWidget
 
 
 class Notice(QLabel):
@@ -38,3 +38,21 @@ class Notice(QLabel):
         self.raise_()
         self.show()
         self._timer.start(msec)
+
+
+class Feedback:
+    """How the window's actions tell the person what happened: a status-bar line for
+    progress and results, and for errors also the notice over the window."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        self.window = window
+        self.notice = Notice(window)
+
+    def status(self, text: str, msec: int = 5000) -> None:
+        """A status-bar message for ``msec`` ms (0: until the next one)."""
+        self.window.statusBar().showMessage(text, msec)
+
+    def error(self, text: str) -> None:
+        """Something went wrong: said without blocking the person."""
+        self.status(text, 10000)
+        self.notice.show_message(text)

@@ -193,6 +193,23 @@ def read_sketch(path: str | os.PathLike[str], max_side: int = MAX_INPUT_SIDE) ->
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
+def check_output_image(path: str | os.PathLike[str]) -> Path:
+    """Raise :class:`ImageError` now if an image cannot be written to ``path`` later.
+
+    Commands call it before slow work, so a typo in ``-o`` (an unknown extension, a
+    folder that is a file, one that cannot be written) costs no render.
+    """
+    p = Path(path)
+    ext = p.suffix.lower() or ".png"
+    if ext not in WRITE_EXTS:
+        raise ImageError(f"{p}: unknown image type {ext!r}; use one of {', '.join(WRITE_EXTS)}")
+    try:
+        check_writable_dest(p)
+    except FileCheckError as exc:
+        raise ImageError(str(exc)) from None
+    return p
+
+
 def write_image(path: str | os.PathLike[str], img: np.ndarray, quality: int = 95) -> Path:
     """Write an RGB or grayscale uint8 image (PNG, JPEG, … by extension), atomically.
 

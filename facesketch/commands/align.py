@@ -25,12 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Align the photo's face and write it; errors are printed, exit code 1 (bad input)."""
     from facesketch.face import NoFaceError, align_face
-    from facesketch.imaging import ImageError, read_image, write_image
+    from facesketch.imaging import ImageError, check_output_image, read_image, write_image
 
     if args.size < 16:
         print(f"facesketch align: --size must be at least 16, got {args.size}", file=sys.stderr)
         return 2
     try:
+        for out in filter(None, (args.output, args.mask)):
+            check_output_image(out)  # before the slow face search
         rgb = read_image(args.photo)
         face = align_face(rgb, size=args.size, face_index=args.face, source=str(args.photo))
         out = write_image(args.output, face.image)

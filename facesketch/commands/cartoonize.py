@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     from facesketch.engine import cartoon
     from facesketch.engine.weights import WeightsError
-    from facesketch.imaging import ImageError, read_image, write_image
+    from facesketch.imaging import ImageError, check_output_image, read_image, write_image
 
     style_name = args.style
     try:
@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
                 print("no styles: import one with --import PATH --name NAME")
         if not args.image:
             return 0
+        check_output_image(args.output)  # before loading the style and stylizing
         photo = read_image(args.image)
         style = cartoon.load_style(style_name or cartoon.DEFAULT_STYLE, args.device)
         out = cartoon.stylize(photo, style, size=args.size)

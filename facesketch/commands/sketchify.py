@@ -24,12 +24,13 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from facesketch.face import NoFaceError, align_face
-    from facesketch.imaging import ImageError, read_image, write_image
+    from facesketch.imaging import ImageError, check_output_image, read_image, write_image
 
     if args.size < 16:
         print(f"facesketch sketchify: --size must be at least 16, got {args.size}", file=sys.stderr)
         return 2
     try:
+        check_output_image(args.output)  # before the slow face search and HED
         rgb = read_image(args.photo)
         mask = None
         if args.aligned:

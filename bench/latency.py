@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from facesketch.engine.appearance import AlignedReference, file_digest
+from facesketch.engine.bundle import NetworkBundle, load_bundle, random_bundle
 from facesketch.engine.devices import select_device
-from facesketch.engine.models import NetworkBundle, load_bundle, random_bundle
 from facesketch.engine.pipeline import FacePipeline
 from facesketch.imaging import read_image, sketch_to_tensor
 from facesketch.layout import COMPONENTS, LOCAL_COMPONENTS

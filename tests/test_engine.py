@@ -20,13 +20,13 @@ from facesketch.engine.appearance import (
     AppearanceError,
     slot_for,
 )
-from facesketch.engine.devices import select_device
-from facesketch.engine.models import (
+from facesketch.engine.bundle import (
     load_mean_codes,
     mean_codes_from_images,
     random_bundle,
     save_mean_codes,
 )
+from facesketch.engine.devices import select_device
 from facesketch.engine.pipeline import FacePipeline, RenderCancelled
 from facesketch.layout import COMPONENTS, LOCAL_COMPONENTS, FaceLayout
 from facesketch.models import preset
@@ -330,7 +330,7 @@ def _export(bundle_seed: int, folder, with_codes: bool = True):
 
 
 def test_load_bundle_reads_exported_weights(tmp_path):
-    from facesketch.engine.models import MEAN_CODES_FILE, load_bundle
+    from facesketch.engine.bundle import MEAN_CODES_FILE, load_bundle
     from facesketch.engine.weights import WeightsError
 
     _export(5, tmp_path, with_codes=False)
@@ -356,7 +356,7 @@ SAMPLES = samples_dir()
 @pytest.mark.skipif(not (SHIPPED / "fusion.json").is_file(), reason="no shipped weights")
 def test_shipped_networks_take_the_reference_colour(tmp_path):
     """A red-tinted reference makes the face redder: the transfer a user sees."""
-    from facesketch.engine.models import load_bundle
+    from facesketch.engine.bundle import load_bundle
     from facesketch.sketch import load_project
 
     pipe = FacePipeline(load_bundle(SHIPPED), "cpu")

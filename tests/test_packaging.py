@@ -60,15 +60,15 @@ def test_missing_data_package_falls_back_to_the_checkout_or_says_reinstall(
 
 
 def test_missing_shipped_weights_tell_a_pip_user_to_reinstall(tmp_path: Path) -> None:
-    from facesketch.engine import models
+    from facesketch.engine import bundle
     from facesketch.engine.weights import WEIGHTS_ENV, WeightsError
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(resources, "shipped_weights_dir", lambda: tmp_path)
         with pytest.raises(WeightsError, match="reinstall") as err:
-            models.load_bundle(tmp_path)
+            bundle.load_bundle(tmp_path)
         assert "pip install --force-reinstall facesketch" in str(err.value)
     other = tmp_path / "mine"
     other.mkdir()
     with pytest.raises(WeightsError, match=f"unset {WEIGHTS_ENV}"):
-        models.load_bundle(other)
+        bundle.load_bundle(other)

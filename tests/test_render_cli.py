@@ -11,7 +11,7 @@ import pytest
 
 from facesketch import cli
 from facesketch.commands import render
-from facesketch.engine.models import random_bundle
+from facesketch.engine.bundle import random_bundle
 from facesketch.imaging import read_image
 from facesketch.models import preset
 from facesketch.resources import samples_dir

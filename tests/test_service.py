@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from facesketch.engine.models import random_bundle
+from facesketch.engine.bundle import random_bundle
 from facesketch.engine.service import CANCELLED, JobResult, RenderRequest, RenderService
 from facesketch.models import preset
 from facesketch.sketch.document import AppearanceSlot as Slot

@@ -12,7 +12,7 @@ import torch
 
 from facesketch import cli
 from facesketch.commands import render
-from facesketch.engine.models import random_bundle
+from facesketch.engine.bundle import random_bundle
 from facesketch.imaging import read_image
 from facesketch.models import preset
 

@@ -159,7 +159,7 @@ def test_the_default_appearance_codes_are_checksummed(
     import shutil
 
     import facesketch.engine.weights as weights_module
-    from facesketch.engine.models import MEAN_CODES_FILE, load_mean_codes
+    from facesketch.engine.bundle import MEAN_CODES_FILE, load_mean_codes
 
     shipped = shipped_weights_dir() / MEAN_CODES_FILE
     codes = load_mean_codes(shipped)  # the shipped copy verifies against its manifest

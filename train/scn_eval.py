@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from facesketch.engine.models import load_bundle
+    from facesketch.engine.bundle import load_bundle
     from facesketch.engine.pipeline import FacePipeline
     from facesketch.engine.weights import load_into, read_manifest
     from facesketch.models import StrokeCalibrator

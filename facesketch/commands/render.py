@@ -329,7 +329,7 @@ def _make_pipeline(args: argparse.Namespace) -> Any:
 
 def load_bundle(weights: Path | None) -> Any:
     """The shipped networks (a seam tests replace with tiny random networks)."""
-    from facesketch.engine.models import load_bundle as _load
+    from facesketch.engine.bundle import load_bundle as _load
 
     return _load(weights)
 

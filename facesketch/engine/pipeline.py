@@ -32,8 +32,8 @@ import numpy as np
 import torch
 
 from facesketch.engine.appearance import AppearanceBank, slot_for
+from facesketch.engine.bundle import NetworkBundle
 from facesketch.engine.devices import DeviceSpec, select_device
-from facesketch.engine.models import NetworkBundle
 from facesketch.imaging import image_to_tensor, sketch_to_tensor, tensor_to_image
 from facesketch.layout import COMPONENTS, DEFAULT_FEATHER, FaceLayout
 from facesketch.models.face_model import Branch, FaceModel, assemble_sketch
@@ -156,7 +156,7 @@ class FacePipeline:
     ) -> PipelineOutput:
         """Render a document snapshot (strokes rasterized directly at the internal canvas)."""
         t0 = time.perf_counter()
-        sketch = doc.render_sketch(self.canvas)
+        sketch = doc.rasterize(self.canvas)
         raster_ms = (time.perf_counter() - t0) * 1000
         strength = doc.scn_strength if scn_strength is None else scn_strength
         out = self.render_sketch(

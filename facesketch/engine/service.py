@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from facesketch.engine.bundle import NetworkBundle, load_bundle
 from facesketch.engine.contract import (
     CANCELLED,
     EXPECTED_ERRORS,
@@ -43,7 +44,6 @@ from facesketch.engine.contract import (
     run_job,
 )
 from facesketch.engine.devices import DeviceSpec, select_device
-from facesketch.engine.models import NetworkBundle, load_bundle
 from facesketch.engine.pipeline import FacePipeline, PipelineOutput, RenderCancelled
 from facesketch.sketch.document import DocumentSnapshot
 

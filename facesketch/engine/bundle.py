@@ -125,7 +125,7 @@ def save_mean_codes(codes: Mapping[str, torch.Tensor], path: str | Path) -> Path
     manifest = {
         "network": MEAN_CODES_NETWORK,
         "config": {"components": sorted(tensors), "dims": dims},
-        "data": "mean E_app code of aligned face photos (python -m facesketch.engine.models)",
+        "data": "mean E_app code of aligned face photos (python -m facesketch.engine.bundle)",
     }
     return save_weights(tensors, Path(path), manifest, half=False)
 
@@ -296,7 +296,7 @@ def load_bundle(
     if not mean_file.is_file():
         raise WeightsError(
             f"{mean_file}: the default appearance (mean E_app codes) is missing; "
-            "make it with `python -m facesketch.engine.models FACE_PHOTO_FOLDER`, or "
+            "make it with `python -m facesketch.engine.bundle FACE_PHOTO_FOLDER`, or "
             + _missing_fix(where)
         )
     try:
@@ -307,7 +307,7 @@ def load_bundle(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m facesketch.engine.models PHOTOS``: write the default appearance codes.
+    """``python -m facesketch.engine.bundle PHOTOS``: write the default appearance codes.
 
     Aligns the face photos in PHOTOS (dlib), averages each component's E_app code with
     the shipped local networks and writes :data:`MEAN_CODES_FILE` beside the weights.
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     from facesketch.engine.weights import weights_dir as default_dir
 
     ap = argparse.ArgumentParser(
-        prog="python -m facesketch.engine.models", description=main.__doc__
+        prog="python -m facesketch.engine.bundle", description=main.__doc__
     )
     ap.add_argument("photos", type=Path, help="folder of face photos (jpg/png)")
     ap.add_argument("--weights", type=Path, default=None, help="weights folder (default: shipped)")

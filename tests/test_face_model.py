@@ -49,7 +49,7 @@ def test_shipped_renders_match_the_reference_made_before_the_face_model():
     """The shipped weights render what they rendered before sketch -> face became one
     FaceModel (references written by the old pipeline: 512 default look, and 256 with
     the stroke calibrator at 0.6 and a moved nose window)."""
-    from facesketch.engine.models import load_bundle
+    from facesketch.engine.bundle import load_bundle
     from facesketch.engine.pipeline import FacePipeline
 
     pipe = FacePipeline(load_bundle(), "cpu")
@@ -68,7 +68,7 @@ def test_shipped_renders_match_the_reference_made_before_the_face_model():
 
 @pytest.fixture(scope="module")
 def tiny_bundle():
-    from facesketch.engine.models import random_bundle
+    from facesketch.engine.bundle import random_bundle
 
     return random_bundle(dataclasses.replace(preset("tiny"), canvas=128), seed=3)
 

@@ -8,7 +8,8 @@ hanging or eating memory.  Every file the program writes goes through
 :func:`atomic_write_bytes`: readers see the old content or the new, never half; a
 symlink is written through (the link stays); the file keeps its permissions (new
 files get the usual ``0666 & ~umask``); temp files of an interrupted save are
-cleaned up by the next save of the same file.
+cleaned up by the next save of the same file.  The per-user folder
+(:func:`user_data_dir`: autosaves, imported styles) is decided here too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ MAX_PROJECT_BYTES = 32 * 1024 * 1024
 MAX_IMAGE_BYTES = 256 * 1024 * 1024
 #: Largest weights (safetensors), style or checkpoint file read.
 MAX_WEIGHTS_BYTES = 2 * 1024 * 1024 * 1024
+#: Environment variable that moves the per-user folder (tests, portable installs).
+HOME_ENV = "FACESKETCH_HOME"
 #: Temp files of a save without a process id in their name count as left over after this.
 STALE_TEMP_S = 3600.0
 
@@ -272,3 +275,9 @@ def check_writable_dest(path: str | os.PathLike[str]) -> None:
         raise FileCheckError(
             f"{p}: cannot write into {parent} (permission denied); choose a folder you can write to"
         )
+
+
+def user_data_dir() -> Path:
+    """Per-user data folder: ``$FACESKETCH_HOME``, else ~/.local/share/facesketch (not created)."""
+    home = os.environ.get(HOME_ENV, "").strip()
+    return Path(home).expanduser() if home else Path.home() / ".local" / "share" / "facesketch"

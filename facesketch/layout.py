@@ -158,15 +158,6 @@ class FaceLayout:
                 return name
         return BACKGROUND
 
-    def components_touching(self, x0: float, y0: float, x1: float, y1: float) -> set[str]:
-        """Components whose windows intersect the box [x0, x1) x [y0, y1); always background."""
-        hit = {BACKGROUND}
-        for name in LOCAL_COMPONENTS:
-            w = self.windows[name]
-            if x0 < w.x + w.size and x1 > w.x and y0 < w.y + w.size and y1 > w.y:
-                hit.add(name)
-        return hit
-
     def is_default(self) -> bool:
         """Whether no window was moved."""
         return dict(self.windows) == dict(FaceLayout.default(self.canvas).windows)

@@ -190,9 +190,7 @@ def test_refused_commands_change_nothing() -> None:
 def test_new_edit_drops_redo_and_tracks_modified() -> None:
     doc = sample_doc()
     stack = sk.CommandStack(doc)
-    seen: list[int] = []
-    stack.add_listener(lambda s: seen.append(s.revision))
-    assert not stack.modified
+    assert not stack.modified and stack.revision == 0
     stack.push(sk.SetScnStrength(0.5))
     assert stack.modified and stack.undo_text() == "Stroke cleaning"
     stack.mark_saved()
@@ -206,7 +204,7 @@ def test_new_edit_drops_redo_and_tracks_modified() -> None:
     assert not stack.can_redo() and stack.modified
     stack.undo()
     assert stack.modified
-    assert seen == sorted(seen) and len(seen) >= 6
+    assert stack.revision == 6  # every push and undo is a change
     with pytest.raises(IndexError):
         stack.undo()
 

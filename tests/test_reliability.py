@@ -264,14 +264,14 @@ def test_the_widest_pen_is_drawn_as_a_round_disc() -> None:
     from facesketch.sketch.document import MAX_STROKE_WIDTH
 
     dot = sk.Stroke(np.array([[256.0, 256.0]]), MAX_STROKE_WIDTH)
-    img = sk.Document(layout=sk.FaceLayout.default(512), strokes=[dot]).render_sketch(512)
+    img = sk.Document(layout=sk.FaceLayout.default(512), strokes=[dot]).rasterize(512)
     ink = img < 128
     area = ink.sum() / (np.pi * (MAX_STROKE_WIDTH / 2) ** 2)
     assert 0.97 < area < 1.03, area  # a disc of the pen's diameter
     ys, xs = np.nonzero(ink)
     assert abs(xs.mean() - 255.5) < 1 and abs(ys.mean() - 255.5) < 1
     line = sk.Stroke(np.array([[100.0, 256.0], [400.0, 256.0]]), 100.0)
-    img = sk.Document(layout=sk.FaceLayout.default(512), strokes=[line]).render_sketch(512)
+    img = sk.Document(layout=sk.FaceLayout.default(512), strokes=[line]).rasterize(512)
     assert (img[206:306, 100:400] < 128).all() and (img[:200] > 128).all()
 
 

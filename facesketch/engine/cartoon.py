@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from facesketch.engine.devices import DeviceSpec, select_device
+from facesketch.fileio import user_data_dir
 from facesketch.imaging import as_rgb, image_to_tensor, tensor_to_image
 from facesketch.models.cartoon import CartoonConfig, CartoonGenerator
 from facesketch.models.filters import remove_periodic_pattern
-from facesketch.sketch.project import user_data_dir
 
 #: Manifest ``network`` value of every style.
 NETWORK = "cartoon"

@@ -42,7 +42,6 @@ from facesketch.sketch.project import (
     ProjectError,
     load_project,
     save_project,
-    user_data_dir,
 )
 from facesketch.sketch.raster import (
     DEFAULT_LINE_WIDTH_512,
@@ -90,6 +89,5 @@ __all__ = [
     "save_project",
     "set_aside_autosave",
     "smooth_polyline",
-    "user_data_dir",
     "write_autosave",
 ]

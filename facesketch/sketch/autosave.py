@@ -22,6 +22,7 @@ from facesketch.fileio import (
     pid_alive,
     read_file_bytes,
     remove_stale_temps_in,
+    user_data_dir,
 )
 from facesketch.sketch.document import Document
 from facesketch.sketch.project import (
@@ -31,7 +32,6 @@ from facesketch.sketch.project import (
     document_to_dict,
     load_project,
     parse_project_json,
-    user_data_dir,
 )
 
 

@@ -8,7 +8,7 @@ were.  Commands are never merged: one gesture, one undo step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 import numpy as np
@@ -248,15 +248,12 @@ class SetBackground:
         doc.background_image = self._before
 
 
-Listener = Callable[["CommandStack"], None]
-
-
 class CommandStack:
     """Linear undo history of one document; the only editor of that document.
 
     ``revision`` increases on every change (push, undo, redo) so views can tell
     whether to refresh; ``modified`` says whether the document differs from the
-    state last marked with :meth:`mark_saved`.  Listeners are called after each change.
+    state last marked with :meth:`mark_saved`.
     """
 
     def __init__(self, document: Document, limit: int = DEFAULT_HISTORY) -> None:
@@ -266,7 +263,6 @@ class CommandStack:
         self.limit = int(limit)
         self._done: list[Command] = []
         self._undone: list[Command] = []
-        self._listeners: list[Listener] = []
         self.revision = 0
         # Depth of the undo list at the saved state; None once that state is unreachable.
         self._saved_depth: int | None = 0
@@ -328,7 +324,6 @@ class CommandStack:
     def mark_saved(self) -> None:
         """Remember the current state as the saved one (after writing the file)."""
         self._saved_depth = len(self._done)
-        self._notify()
 
     def clear(self) -> None:
         """Forget the history (the document stays as it is)."""
@@ -338,19 +333,5 @@ class CommandStack:
         self._saved_depth = None if was_modified else 0
         self._changed()
 
-    # -- listeners -----------------------------------------------------------------
-    def add_listener(self, callback: Listener) -> None:
-        """Call ``callback(stack)`` after every change."""
-        self._listeners.append(callback)
-
-    def remove_listener(self, callback: Listener) -> None:
-        """Stop calling ``callback``."""
-        self._listeners.remove(callback)
-
     def _changed(self) -> None:
         self.revision += 1
-        self._notify()
-
-    def _notify(self) -> None:
-        for callback in list(self._listeners):
-            callback(self)

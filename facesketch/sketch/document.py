@@ -271,9 +271,6 @@ class Document:
             line_width_scale,
         )
 
-    #: Old name, until engine/pipeline.py (helper F) calls :meth:`rasterize` (issue 15).
-    render_sketch = rasterize
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (Document, DocumentSnapshot)):
             return NotImplemented
@@ -305,9 +302,6 @@ class DocumentSnapshot:
             self.canvas if canvas is None else canvas,
             line_width_scale,
         )
-
-    #: Old name, until engine/pipeline.py (helper F) calls :meth:`rasterize` (issue 15).
-    render_sketch = rasterize
 
     def to_document(self) -> Document:
         """A new editable document with this content."""

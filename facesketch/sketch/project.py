@@ -46,7 +46,6 @@ __all__ = [
     "parse_project_json",
     "save_project",
     "size_problem",
-    "user_data_dir",
 ]
 
 FORMAT = "facesketch-project"
@@ -54,8 +53,6 @@ FORMAT = "facesketch-project"
 VERSION = 1
 #: Suffix the app gives project files.
 PROJECT_SUFFIX = ".json"
-#: Environment variable for the per-user data folder (autosaves, imported styles).
-HOME_ENV = "FACESKETCH_HOME"
 
 
 class ProjectError(ValueError):
@@ -383,10 +380,3 @@ def load_project(path: str | os.PathLike[str]) -> Document:
         return document_from_dict(data, _project_dir(p))
     except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise ProjectError(f"{p}: {exc}") from None
-
-
-# -- per-user folder ---------------------------------------------------------------------
-def user_data_dir() -> Path:
-    """Per-user data folder: ``$FACESKETCH_HOME``, else ~/.local/share/facesketch (not created)."""
-    home = os.environ.get(HOME_ENV, "").strip()
-    return Path(home).expanduser() if home else Path.home() / ".local" / "share" / "facesketch"

@@ -28,14 +28,6 @@ def array_to_pixmap(arr: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(array_to_qimage(arr))
 
 
-def qimage_to_array(img: QImage) -> np.ndarray:
-    """A QImage as uint8 RGB (H, W, 3) (used for window screenshots and tests)."""
-    rgb = img.convertToFormat(QImage.Format.Format_RGB888)
-    w, h = rgb.width(), rgb.height()
-    buf = np.frombuffer(rgb.constBits(), np.uint8, count=rgb.sizeInBytes())
-    return buf.reshape(h, rgb.bytesPerLine())[:, : w * 3].reshape(h, w, 3).copy()
-
-
 def scaled_pixmap(arr: np.ndarray, side: int) -> QPixmap:
     """A thumbnail pixmap whose longer side is ``side`` pixels, smoothly scaled."""
     pm = array_to_pixmap(arr)

@@ -12,6 +12,7 @@ import pytest
 from facesketch import cli
 from facesketch.commands import render
 from facesketch.engine.bundle import random_bundle
+from facesketch.face.sketch_pairs import align_sketch_with_photo, paired_photo
 from facesketch.imaging import read_image
 from facesketch.models import preset
 from facesketch.resources import samples_dir
@@ -88,14 +89,14 @@ def test_paired_photo_follows_the_cuhk_naming(tmp_path):
     (tmp_path / "photo").mkdir()
     sk = tmp_path / "sketch" / "F2-005-01-sz1.jpg"
     sk.write_bytes(b"x")
-    assert render.paired_photo(sk) is None
+    assert paired_photo(sk) is None
     photo = tmp_path / "photo" / "f-005-01.jpg"
     photo.write_bytes(b"x")
-    assert render.paired_photo(sk) == photo
+    assert paired_photo(sk) == photo
     same = tmp_path / "sketch" / "m-1.png"
     same.write_bytes(b"x")
     (tmp_path / "photo" / "m-1.png").write_bytes(b"x")
-    assert render.paired_photo(same) == tmp_path / "photo" / "m-1.png"
+    assert paired_photo(same) == tmp_path / "photo" / "m-1.png"
 
 
 @pytest.mark.data
@@ -107,9 +108,9 @@ def test_cuhk_sketch_is_aligned_with_its_photo():
     from facesketch.layout import FaceLayout
 
     sketch_path = CUFS / "sketch" / "F2-005-01-sz1.jpg"
-    photo = render.paired_photo(sketch_path)
+    photo = paired_photo(sketch_path)
     sketch = read_sketch(sketch_path)
-    aligned = render.align_sketch_with_photo(sketch, photo, 256)
+    aligned = align_sketch_with_photo(sketch, photo, 256)
     assert aligned.shape == (256, 256)
     face = align_face(read_image(photo), 256, FaceLayout.default(256)).image
     gray = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY).astype(np.float64).ravel()

@@ -244,9 +244,9 @@ def load_sketch_pairs(
     ``sketch`` is the drawing (the reference for the F1 bar); ``input`` what the networks
     get: with ``lines``, shaded drawings turned into line sketches as ``facesketch
     render`` does."""
-    from facesketch.commands.render import align_sketch_with_photo, paired_photo
     from facesketch.engine.sketchify import drawing_to_lines, is_shaded_drawing
     from facesketch.face import align_face
+    from facesketch.face.sketch_pairs import align_sketch_with_photo, paired_photo
     from facesketch.imaging import image_to_tensor, read_image, read_sketch
 
     lay = FaceLayout.default(canvas)

@@ -274,14 +274,18 @@ class RenderService:
         return result
 
     def _render_on(self, pipe: FacePipeline, rid: int, req: RenderRequest) -> PipelineOutput:
-        return pipe.render(
-            req.document,
+        kwargs: dict[str, Any] = dict(
             size=req.size,
             scn_strength=req.scn_strength,
             geometry_photo=req.geometry_photo,
             photo_components=req.photo_components,
             cancel=lambda: rid in self._cancelled or self._stopping,
         )
+        if getattr(req.document, "follow_drawing", False):  # face rendered where drawn
+            from facesketch.engine.landmarks import render_following
+
+            return render_following(pipe, req.document, **kwargs)
+        return pipe.render(req.document, **kwargs)
 
     def _cpu(self) -> FacePipeline:
         """A CPU pipeline on a copy of the networks (created on first out-of-memory)."""

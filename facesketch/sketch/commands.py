@@ -248,6 +248,23 @@ class SetBackground:
         doc.background_image = self._before
 
 
+class SetFollowDrawing:
+    """Turn "Follow my drawing" on or off (render the face where it is drawn)."""
+
+    text = "Follow my drawing"
+
+    def __init__(self, value: bool) -> None:
+        self.value = bool(value)
+        self._before = False
+
+    def apply(self, doc: Document) -> None:
+        self._before = doc.follow_drawing
+        doc.follow_drawing = self.value
+
+    def revert(self, doc: Document) -> None:
+        doc.follow_drawing = self._before
+
+
 class CommandStack:
     """Linear undo history of one document; the only editor of that document.
 

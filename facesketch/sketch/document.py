@@ -202,8 +202,12 @@ class Document:
     scn_strength: float = 0.0
     background_image: np.ndarray | None = None
     cartoon: CartoonSettings = field(default_factory=CartoonSettings)
+    #: "Follow my drawing": render the face where (and as large as) it is drawn, found
+    #: by its predicted landmarks (facesketch.engine.landmarks), not only in the windows.
+    follow_drawing: bool = False
 
     def __post_init__(self) -> None:
+        self.follow_drawing = bool(self.follow_drawing)
         if not isinstance(self.cartoon, CartoonSettings):
             raise ValueError("Document.cartoon must be a CartoonSettings value")
         self.strokes = list(self.strokes)
@@ -244,6 +248,7 @@ class Document:
             scn_strength=float(self.scn_strength),
             background_image=bg,
             cartoon=self.cartoon,
+            follow_drawing=self.follow_drawing,
         )
 
     def copy(self) -> Document:
@@ -255,6 +260,7 @@ class Document:
             scn_strength=self.scn_strength,
             background_image=self.background_image,
             cartoon=self.cartoon,
+            follow_drawing=self.follow_drawing,
         )
 
     def rasterize(self, canvas: int | None = None, line_width_scale: float = 1.0) -> np.ndarray:
@@ -287,6 +293,7 @@ class DocumentSnapshot:
     scn_strength: float
     background_image: np.ndarray | None
     cartoon: CartoonSettings = CartoonSettings()
+    follow_drawing: bool = False
 
     @property
     def canvas(self) -> int:
@@ -312,6 +319,7 @@ class DocumentSnapshot:
             scn_strength=self.scn_strength,
             background_image=self.background_image,
             cartoon=self.cartoon,
+            follow_drawing=self.follow_drawing,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -328,4 +336,5 @@ def _same_content(a: Any, b: Any) -> bool:
         and a.scn_strength == b.scn_strength
         and _background_equal(a.background_image, b.background_image)
         and a.cartoon == b.cartoon
+        and a.follow_drawing == b.follow_drawing
     )

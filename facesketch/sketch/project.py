@@ -123,6 +123,7 @@ def document_to_dict(doc: Document, base: Path | None = None) -> dict[str, Any]:
         },
         "background": None if bg is None else {"png": _encode_png(bg)},
         **({} if doc.cartoon.is_default else {"cartoon": doc.cartoon.to_dict()}),
+        **({"follow_drawing": True} if doc.follow_drawing else {}),
         "strokes": [
             {"id": s.id, "width": s.width, "eraser": s.eraser, "points": _float_text(s.points)}
             for s in doc.strokes
@@ -293,6 +294,10 @@ def document_from_dict(data: Any, base: Path | None = None) -> Document:
         cartoon = CartoonSettings.from_dict(data.get("cartoon") or {})
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cartoon: {exc}") from None
+    # optional: files from before "Follow my drawing" lack it and load with it off
+    follow = data.get("follow_drawing", False)
+    if not isinstance(follow, bool):
+        raise ValueError("project.follow_drawing: expected true or false")
     return Document(
         layout=layout,
         strokes=strokes,
@@ -300,6 +305,7 @@ def document_from_dict(data: Any, base: Path | None = None) -> Document:
         scn_strength=scn,
         background_image=background,
         cartoon=cartoon,
+        follow_drawing=follow,
     )
 
 

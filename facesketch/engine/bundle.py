@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from facesketch.layout import BACKGROUND, COMPONENTS, FaceLayout
+
+if TYPE_CHECKING:
+    from facesketch.models.config import ModelConfig
 
 #: The internal canvas every shipped network runs on (a 2x head gives 512).
 INTERNAL_CANVAS = 256
@@ -80,7 +84,7 @@ class NetworkBundle:
 
 
 def mean_codes_from_images(
-    bundle: NetworkBundle, aligned: Iterable[Any], batch: int = 8
+    bundle: NetworkBundle, aligned: Iterable[np.ndarray], batch: int = 8
 ) -> dict[str, torch.Tensor]:
     """Mean E_app code per component over aligned RGB uint8 faces at the bundle canvas.
 
@@ -177,7 +181,7 @@ def bundle_from_networks(
     )
 
 
-def random_bundle(cfg: Any, seed: int = 0) -> NetworkBundle:
+def random_bundle(cfg: ModelConfig, seed: int = 0) -> NetworkBundle:
     """Untrained networks of config ``cfg`` (for tests and benchmarks, never the app).
 
     Default appearance codes are the codes of a flat mid-gray face, so that even an

@@ -8,12 +8,12 @@ UI module that names the sketch module's commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from facesketch import sketch as sk
+from facesketch.sketch.cartoon_settings import CartoonSettings
 
 
 class DocumentModel(QObject):
@@ -29,7 +29,7 @@ class DocumentModel(QObject):
         self._set(sk.Document.new(canvas))
 
     # -- plumbing ------------------------------------------------------------------------
-    def _set(self, doc: Any) -> None:
+    def _set(self, doc: sk.Document) -> None:
         self.doc = doc
         self.stack = sk.CommandStack(doc)
 
@@ -44,7 +44,7 @@ class DocumentModel(QObject):
         if not value:
             self.stack.mark_saved()
 
-    def _push(self, command: Any) -> None:
+    def _push(self, command: sk.Command) -> None:
         try:
             self.stack.push(command)
         except ValueError:
@@ -102,7 +102,7 @@ class DocumentModel(QObject):
         except ValueError:
             pass  # the canvas snaps the outline back
 
-    def slot(self, key: str) -> Any:
+    def slot(self, key: str) -> sk.AppearanceSlot | None:
         """The appearance slot ``key`` (component name or "face"), or None."""
         return self.doc.appearance.get(key)
 
@@ -120,7 +120,7 @@ class DocumentModel(QObject):
         if abs(float(strength) - float(self.doc.scn_strength)) > 1e-6:
             self._push(sk.SetScnStrength(float(strength)))
 
-    def set_cartoon(self, settings: Any) -> None:
+    def set_cartoon(self, settings: CartoonSettings) -> None:
         """Set the cartoon settings (ink, proportions; one undo step when they change)."""
         from facesketch.sketch.cartoon_settings import SetCartoonSettings
 
@@ -131,7 +131,7 @@ class DocumentModel(QObject):
         self._push(sk.SetBackground(image))
 
     # -- whole documents -------------------------------------------------------------------
-    def replace(self, doc: Any, path: Path | None, modified: bool) -> None:
+    def replace(self, doc: sk.Document, path: Path | None, modified: bool) -> None:
         """Make ``doc`` the open document (new undo history)."""
         self._set(doc)
         self.path = path
@@ -142,7 +142,7 @@ class DocumentModel(QObject):
         """An empty document."""
         self.replace(sk.Document.new(canvas), None, False)
 
-    def new_from_strokes(self, strokes: list, photo: str | None = None) -> None:
+    def new_from_strokes(self, strokes: list[sk.Stroke], photo: str | None = None) -> None:
         """A new document holding ``strokes``; ``photo`` fills the whole-face appearance."""
         doc = sk.Document.new(self.doc.layout.canvas)
         self.replace(doc, None, True)
@@ -171,7 +171,7 @@ class DocumentModel(QObject):
     def find_autosaves(self) -> list[Path]:
         return list(sk.find_autosaves())
 
-    def read_autosave(self, path: Path) -> Any:
+    def read_autosave(self, path: Path) -> sk.AutosaveInfo:
         """The autosave copy at ``path`` (an :class:`~facesketch.sketch.AutosaveInfo`)."""
         return sk.read_autosave(path)
 
@@ -181,7 +181,7 @@ class DocumentModel(QObject):
     def discard_autosave_file(self, path: Path) -> None:
         sk.discard_autosave_file(path)
 
-    def recover(self, info: Any) -> None:
+    def recover(self, info: sk.AutosaveInfo | Path) -> None:
         """Open an autosaved copy as a modified document under its project's name.
 
         ``info`` is an :class:`~facesketch.sketch.AutosaveInfo` (or a path to read);

@@ -7,11 +7,9 @@ render (no weights yet, an error), so a person always knows why nothing changed.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from facesketch.ui.qimages import array_to_pixmap
@@ -80,7 +78,7 @@ class ResultView(QWidget):
         self.update(self.width() - 30, 0, 30, 30)
 
     # -- painting ----------------------------------------------------------------------
-    def paintEvent(self, event: Any) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -162,20 +160,20 @@ class CartoonView(QWidget):
         w, h = max(1.0, pm.width() * f), max(1.0, pm.height() * f)
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
 
-    def _drag(self, event: Any) -> None:
+    def _drag(self, event: QMouseEvent) -> None:
         r = self.picture_rect()
         if self.split and r.width() > 0:
             x = event.position().x()
             self.split_at = min(1.0, max(0.0, (x - r.x()) / r.width()))
             self.update()
 
-    def mousePressEvent(self, event: Any) -> None:
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         self._drag(event)
 
-    def mouseMoveEvent(self, event: Any) -> None:
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         self._drag(event)
 
-    def paintEvent(self, event: Any) -> None:
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         p.fillRect(self.rect(), QColor(42, 42, 46))

@@ -130,7 +130,32 @@ def predictor_for(device: Any = "cpu") -> LandmarkPredictor:
 
 def predict_landmarks(sketch: np.ndarray, device: Any = "cpu") -> np.ndarray:
     """68 landmarks (68, 2) float32 of a uint8 sketch, in its pixels (worker thread only)."""
+    if isinstance(device, str):
+        from facesketch.engine.devices import select_device
+
+        device = select_device(device)
     return predictor_for(device).predict(sketch)
+
+
+@dataclass(frozen=True)
+class DocumentLandmarks:
+    """What the canvas needs: landmarks in document canvas pixels (None: no face drawn
+    yet) and the layout with the windows fitted to them ("Fit windows to drawing")."""
+
+    landmarks: np.ndarray | None
+    fitted: FaceLayout | None
+
+
+def document_landmarks(doc: Any, canvas: int = 256, device: Any = "auto") -> DocumentLandmarks:
+    """Landmarks of a document snapshot's drawing (rasterized at ``canvas``, the render's
+    internal size, so a render of the same drawing reuses the cached prediction)."""
+    sketch = doc.rasterize(canvas)
+    if not has_ink(sketch):
+        return DocumentLandmarks(None, None)
+    lm = predict_landmarks(sketch, device)
+    f = doc.canvas / canvas
+    lm_doc = ((lm + 0.5) * f - 0.5).astype(np.float32)
+    return DocumentLandmarks(lm_doc, fitted_layout(lm_doc, doc.layout))
 
 
 # -- where the drawn face is --------------------------------------------------------------
@@ -307,8 +332,10 @@ def render_following(
 
 
 __all__ = [
+    "DocumentLandmarks",
     "DrawingFit",
     "LandmarkPredictor",
+    "document_landmarks",
     "fit_drawing",
     "fitted_layout",
     "move_document",

@@ -36,6 +36,7 @@ from facesketch.ui.canvas_items import (
     Z_OVERLAY,
     Z_STROKES,
     ZOOM_STEP,
+    LandmarkItem,
     StrokeItem,
     WindowItem,
     stroke_path,
@@ -106,6 +107,9 @@ class SketchCanvas(QGraphicsView):
         self._live_points: list[tuple[float, float]] = []
         self._pan_from: QPointF | None = None
         self._space_down = False
+        self._landmarks = LandmarkItem()
+        self._landmarks.setVisible(False)
+        self._scene.addItem(self._landmarks)
         self._set_canvas_size(self.layout_.canvas)
 
     # -- document sync ---------------------------------------------------------------
@@ -206,6 +210,19 @@ class SketchCanvas(QGraphicsView):
         self._windows_visible = visible
         for item in self._windows.values():
             item.setVisible(visible)
+
+    def set_landmarks(self, points: np.ndarray | None) -> None:
+        """Predicted landmarks ((68, 2) document canvas pixels) to show, or None."""
+        self._landmarks.set_points(points)
+
+    def set_landmarks_visible(self, visible: bool) -> None:
+        """Show or hide the predicted landmarks ("Show landmarks")."""
+        self._landmarks.setVisible(bool(visible))
+
+    @property
+    def landmarks_shown(self) -> int:
+        """How many landmark dots are on screen (0 when hidden or none predicted)."""
+        return self._landmarks.count if self._landmarks.isVisible() else 0
 
     def set_calibrated(self, sketch: np.ndarray | None, visible: bool | None = None) -> None:
         """Show the engine's calibrated sketch faintly over the strokes (or hide it)."""

@@ -178,3 +178,63 @@ class WindowItem(QGraphicsRectItem):
         super().mouseReleaseEvent(event)
         if self.pos() != self._press_pos:
             self.canvas.windowMoved.emit(self.name, round(self.pos().x()), round(self.pos().y()))
+
+
+#: Stacking value of the predicted-landmark overlay (above the windows, below live ink).
+Z_LANDMARKS = 3.5
+#: Dot radius of a predicted landmark, in screen pixels (the same at every zoom).
+LANDMARK_DOT_PX = 2.5
+LANDMARK_COLOR = QColor(229, 57, 53)
+
+
+class LandmarkItem(QGraphicsItem):
+    """The 68 predicted landmarks as small dots: one item, repainted only when the
+    points change (:meth:`set_points`), never hit-tested (clicks go to the canvas)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._points: list[QPointF] = []
+        self._bounds = QRectF()
+        self.setZValue(Z_LANDMARKS)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setAcceptHoverEvents(False)
+
+    @property
+    def count(self) -> int:
+        """How many points are shown."""
+        return len(self._points)
+
+    def set_points(self, points: np.ndarray | None) -> None:
+        """Show ``points`` ((K, 2) canvas pixels) or nothing (None)."""
+        self.prepareGeometryChange()
+        pts = [] if points is None else np.asarray(points, np.float64).reshape(-1, 2)
+        self._points = [QPointF(float(x), float(y)) for x, y in pts]
+        if self._points:
+            xs = [p.x() for p in self._points]
+            ys = [p.y() for p in self._points]
+            pad = 8.0
+            self._bounds = QRectF(
+                min(xs) - pad,
+                min(ys) - pad,
+                max(xs) - min(xs) + 2 * pad,
+                max(ys) - min(ys) + 2 * pad,
+            )
+        else:
+            self._bounds = QRectF()
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def shape(self) -> QPainterPath:
+        return QPainterPath()  # never hit: drawing and dragging go through
+
+    def paint(self, painter: QPainter, option: Any, widget: Any = None) -> None:
+        if not self._points:
+            return
+        zoom = max(painter.worldTransform().m11(), 1e-6)
+        r = LANDMARK_DOT_PX / zoom
+        painter.setPen(QPen(Qt.PenStyle.NoPen))
+        painter.setBrush(QBrush(LANDMARK_COLOR))
+        for p in self._points:
+            painter.drawEllipse(p, r, r)

@@ -54,6 +54,10 @@ class DocumentModel(QObject):
         self.last_change_applied = True
         self.changed.emit()
 
+    def push(self, command: sk.Command) -> None:
+        """Apply an undoable command built by a controller (landmark actions)."""
+        self._push(command)
+
     def undo(self) -> None:
         """Undo the last command (no-op when there is none)."""
         if self.can_undo():

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from facesketch.engine.contract import JobResult, RenderResult
 from facesketch.sketch import width_at_reference, width_on_canvas
-from facesketch.ui import appearance_actions, files
+from facesketch.ui import appearance_actions, files, landmark_actions
 from facesketch.ui.appearance_actions import AppearanceActions
 from facesketch.ui.appearance_panel import AppearancePanel
 from facesketch.ui.backend import Backend
@@ -39,6 +39,7 @@ from facesketch.ui.cartoon_panel import CartoonPanel
 from facesketch.ui.document_model import DocumentModel
 from facesketch.ui.engine_client import EngineClient
 from facesketch.ui.files import FileActions, make_action
+from facesketch.ui.landmark_actions import LandmarkActions
 from facesketch.ui.notice import Feedback
 from facesketch.ui.result_view import ResultView
 from facesketch.ui.settings import AUTOSAVE_CHOICES, Settings
@@ -99,6 +100,9 @@ class MainWindow(QMainWindow):
         self.appearance = AppearancePanel()
         self.appearance_actions = AppearanceActions(
             self.model, engine, backend, self.appearance, self.file_actions, self.feedback
+        )
+        self.landmark_actions = LandmarkActions(
+            self, self.model, engine, self.canvas, self.feedback
         )
         self.cartoon = CartoonPanel()
         self.file_actions.connect_views(
@@ -216,9 +220,13 @@ class MainWindow(QMainWindow):
             self.act_clear,
         ):
             edit.addSeparator() if act is None else edit.addAction(act)
+        edit.addSeparator()
+        edit.addAction(self.landmark_actions.act_follow)
+        edit.addAction(self.landmark_actions.act_fit)
         view = mb.addMenu("&View")
         for act in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_windows):
             view.addSeparator() if act is None else view.addAction(act)
+        view.addAction(self.landmark_actions.act_show)
         self.samples_menu = mb.addMenu("&Samples")
         self._build_settings_menu(mb.addMenu("Se&ttings"))
 
@@ -338,6 +346,7 @@ class MainWindow(QMainWindow):
         self.act_undo.setEnabled(self.model.can_undo())
         self.act_redo.setEnabled(self.model.can_redo())
         self.appearance_actions.show_appearance()
+        self.landmark_actions.on_document_changed()
         self.file_actions.update_title()
         self.schedule_render()
 
@@ -389,6 +398,8 @@ class MainWindow(QMainWindow):
             self.appearance_actions.on_job(kind, rest, job)
         elif kind in files.JOB_KINDS:
             self.file_actions.on_job(kind, rest, job)
+        elif kind in landmark_actions.JOB_KINDS:
+            self.landmark_actions.on_job(kind, rest, job)
         else:
             raise ValueError(f"no handler for engine job {job.tag!r}")
 

@@ -15,6 +15,8 @@ with two other appearance references.
 
     python -m train.eval --weights runs/local3-all/export runs/fusion/export runs/scn/export
     python -m train.eval --bench            # CPU inference ms of each lite network
+    python -m train.eval --issue --pairs ../shared/data/sketches/cufs_train \
+        --data /work/cache/prepared --warp-only   # issue 16's measures (train.eval_pairs)
 """
 
 from __future__ import annotations
@@ -337,7 +339,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=64, help="validation samples to use")
     ap.add_argument("--out", type=Path, default=Path("runs/eval"))
     ap.add_argument("--bench", nargs="?", const="lite", default=None, help="time a preset")
+    ap.add_argument(
+        "--issue",
+        action="store_true",
+        help="with --pairs: issue 16's measures of the app's renders (train.eval_pairs)",
+    )
+    ap.add_argument(
+        "--warp-only", action="store_true", help="with --issue: also score the warped references"
+    )
+    ap.add_argument("--val-limit", type=int, default=400, help="with --issue: KID val photos")
+    ap.add_argument(
+        "--look",
+        choices=("app", "mean"),
+        default="app",
+        help="with --issue: the app's default look (gallery when shipped) or the mean face",
+    )
     args = ap.parse_args(argv)
+    if args.issue:
+        if not args.pairs:
+            ap.error("--issue needs --pairs (artist sketch / photo pairs)")
+        from train.eval_pairs import evaluate_pairs
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        evaluate_pairs(args)
+        print(f"wrote {args.out / 'metrics.json'} and {args.out / 'contact.jpg'}")
+        return 0
     if args.bench:
         for k, v in bench(args.bench).items():
             print(f"{k:45s} {v:8.1f} ms")

@@ -35,7 +35,14 @@ from facesketch.layout import BACKGROUND, COMPONENTS, DEFAULT_FEATHER, PASTE_ORD
 from facesketch.models.filters import DEFAULT_PERIOD, remove_periodic_pattern
 from facesketch.models.local import PHOTO_BLANK, SKETCH_BLANK, component_input
 
-__all__ = ["Branch", "FaceModel", "appearance_input", "assemble_sketch", "mesh_period"]
+__all__ = [
+    "Branch",
+    "FaceModel",
+    "appearance_input",
+    "assemble_sketch",
+    "mesh_period",
+    "warp_reference",
+]
 
 
 def appearance_input(photo: Any, layout: FaceLayout, name: str) -> Any:
@@ -64,6 +71,23 @@ def mesh_period(fusion: nn.Module) -> int:
     leave a mesh (:data:`DEFAULT_PERIOD`), resize-conv decoders none (0)."""
     cfg = getattr(fusion, "cfg", None)
     return 0 if getattr(cfg, "decoder", "transpose") == "resize" else DEFAULT_PERIOD
+
+
+def warp_reference(
+    photo: torch.Tensor,
+    photo_landmarks: torch.Tensor,
+    sketch_landmarks: torch.Tensor,
+    photo_valid: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A reference photo (N, 3, S, S) moved onto a sketch's geometry: landmark TPS from
+    the photo's 68 dlib points to the sketch's (N, 68, 2; dlib convention, pixel centre
+    at the integer).  Returns (warped RGB, validity (N, 1, S, S) in {0, 1})."""
+    from facesketch.models.warp import tps_warp
+
+    warped, valid = tps_warp(
+        photo, photo_landmarks + 0.5, sketch_landmarks + 0.5, reg=1.0, src_valid=photo_valid
+    )
+    return warped, (valid > 0.5).to(warped.dtype)
 
 
 class Branch(nn.Module):
@@ -110,6 +134,8 @@ class FaceModel(nn.Module):
         self.fusion, self.scn, self.upsampler = fusion, scn, upsampler
         self.feather = feather
         self.pattern_period = mesh_period(fusion) if pattern_period is None else pattern_period
+        # the sub-pixel 2x head leaves a finer mesh of its own, whatever the fusion
+        self.up_period = DEFAULT_PERIOD if pattern_period is None else pattern_period
 
     @classmethod
     def from_components(
@@ -189,7 +215,7 @@ class FaceModel(nn.Module):
         if self.upsampler is None:
             raise ValueError("this face model has no 2x head")
         out = self.upsampler(rgb)
-        return remove_periodic_pattern(out, self.pattern_period) if filtered else out
+        return remove_periodic_pattern(out, self.up_period) if filtered else out
 
     # -- the whole chain ---------------------------------------------------------------
     def features(

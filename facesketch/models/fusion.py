@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 
+#: Initial blend logit of a reference fusion (sigmoid 0.88: mostly the reference).
+BLEND_INIT = 2.0
+
+
 class GlobalFusion(BaseNetwork):
     """Pasted feature map (N, in_ch, S, S) [+ sketch (N, sketch_ch, S, S)] -> RGB face.
 
@@ -72,6 +76,10 @@ class GlobalFusion(BaseNetwork):
                 nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + cin, 3, 3), nn.Tanh()
             )
         self.init_weights()
+        if cfg.ref_ch:  # start by copying the reference (no flow yet) where it is valid
+            with torch.no_grad():
+                self.head[-1].bias[3] = BLEND_INIT
+                self.head[-1].weight[4:6].zero_()
 
     @property
     def multiple(self) -> int:

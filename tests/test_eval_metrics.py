@@ -1,0 +1,97 @@
+"""Issue 16's measures (train.face_metrics): the edge F1 operator, landmark error, KID
+plumbing, and the issue evaluation's reference bank."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from train.face_metrics import (
+    canny_edge_f1,
+    canny_edges,
+    edge_f1_maps,
+    landmark_error,
+)
+
+
+def lines(shift: int = 0, size: int = 128) -> np.ndarray:
+    img = np.full((size, size, 3), 200, np.uint8)
+    cv2.circle(img, (64 + shift, 64 + shift), 30, (40, 40, 40), 2)
+    cv2.line(img, (20 + shift, 100 + shift), (108 + shift, 90 + shift), (30, 30, 30), 2)
+    return img
+
+
+def test_edge_f1_of_an_image_with_itself_is_one():
+    img = lines()
+    assert canny_edges(img).any()
+    assert canny_edge_f1(img, img) == pytest.approx(1.0)
+
+
+def test_edge_f1_of_blank_against_lines_is_zero():
+    blank = np.full((128, 128, 3), 200, np.uint8)
+    assert not canny_edges(blank).any()
+    assert canny_edge_f1(blank, lines()) == 0.0
+    assert canny_edge_f1(lines(), blank) == 0.0
+
+
+def test_edge_f1_tolerates_two_pixels_not_ten():
+    assert canny_edge_f1(lines(2), lines()) > 0.9
+    assert canny_edge_f1(lines(10), lines()) < 0.5
+
+
+def test_edge_f1_maps_counts_precision_and_recall():
+    a = np.zeros((50, 50), bool)
+    b = np.zeros((50, 50), bool)
+    a[10, 5:45] = True
+    b[10, 5:45] = True
+    b[40, 5:45] = True  # half of b has no match in a: recall 0.5, precision 1
+    assert edge_f1_maps(a, b) == pytest.approx(2 * 0.5 / 1.5, abs=0.02)
+
+
+def test_edge_operator_is_the_issues():
+    """Grey, Gaussian 5x5 sigma 1.2, Canny 0.66 / 1.33 x the blurred median."""
+    img = lines()
+    grey = cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), (5, 5), 1.2)
+    med = float(np.median(grey))
+    assert np.array_equal(canny_edges(img), cv2.Canny(grey, 0.66 * med, 1.33 * med) > 0)
+
+
+def test_landmark_error_is_relative_to_the_inter_ocular_distance():
+    ref = np.zeros((68, 2))
+    ref[36:42] = (0.0, 0.0)
+    ref[42:48] = (40.0, 0.0)
+    assert landmark_error(ref, ref) == 0.0
+    assert landmark_error(ref + (4.0, 0.0), ref) == pytest.approx(0.1)
+    assert landmark_error(2 * ref + (4.0, 0.0), 2 * ref) == pytest.approx(0.05)
+
+
+def test_kid_of_a_set_with_itself_is_near_zero_and_apart_is_larger():
+    import torch
+
+    from train.kid import kid
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(200, 16, generator=g)
+    b = torch.randn(200, 16, generator=g)
+    far = torch.randn(200, 16, generator=g) + 1.5
+    same, _ = kid(a, b, subsets=20, subset_size=100)
+    apart, _ = kid(a, far, subsets=20, subset_size=100)
+    assert abs(same) < 0.2 * apart
+
+
+def test_reference_bank_picks_the_face_of_the_nearest_shape():
+    from train.eval_pairs import ReferenceBank
+    from train.fusion_ref import template_landmarks
+
+    base = template_landmarks(256)
+    wide = base.copy()
+    wide[:, 0] = (wide[:, 0] - 128) * 1.3 + 128
+    img = np.full((256, 256, 3), 90, np.uint8)
+    mask = np.full((256, 256), 255, np.uint8)
+    bank = ReferenceBank(np.stack([base, wide]), lambda i: img, lambda i: mask, "test")
+    # position and size do not matter, shape does
+    assert bank.nearest(base * 0.8 + 20) == 0
+    assert bank.nearest(wide + 5) == 1
+    rgb, valid = bank.warped(0, base + 3)
+    assert rgb.shape == (256, 256, 3) and valid.dtype == np.uint8 and valid.mean() > 200

@@ -1,0 +1,143 @@
+"""The reference fusion (real pixels): config versions, no transposed convs, the reference
+path through the face model and the engine, and its training script (resumes, exports)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from facesketch.models import preset
+from facesketch.models.config import FusionConfig
+from facesketch.models.fusion import GlobalFusion
+
+TINY = preset("tiny")
+REF = dataclasses.replace(TINY.fusion, decoder="resize", ref_ch=4)
+SHIPPED_FUSION = Path(__file__).resolve().parents[1] / "resources" / "weights" / "fusion.json"
+
+
+def test_version_1_manifests_load_as_the_transposed_conv_fusion():
+    conf = json.loads(SHIPPED_FUSION.read_text())["config"]
+    cfg = FusionConfig.from_dict(conf)
+    assert cfg.decoder == "transpose" and cfg.ref_ch == 0
+    assert cfg.to_dict() == conf  # a version-1 manifest still equals its config
+    assert any(isinstance(m, nn.ConvTranspose2d) for m in GlobalFusion(cfg).modules())
+    v2 = FusionConfig.from_dict(REF.to_dict())
+    assert v2 == REF and v2.to_dict()["decoder"] == "resize"
+    with pytest.raises(ValueError, match="decoder"):
+        FusionConfig(decoder="pixelshuffle")
+
+
+def test_reference_fusion_shapes_and_no_transposed_convs():
+    net = GlobalFusion(REF).eval()
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
+    feat = torch.randn(2, REF.in_ch, 64, 64)
+    sk = torch.rand(2, 1, 64, 64) * 2 - 1
+    ref = torch.rand(2, 3, 64, 64) * 2 - 1
+    valid = torch.ones(2, 1, 64, 64)
+    out = net(feat, sk, ref, valid)
+    assert out.shape == (2, 3, 64, 64) and out.abs().max() <= 1
+    with pytest.raises(ValueError, match="reference"):
+        net(feat, sk)
+    # untrained it mostly copies the reference where it is valid, and never where it is not
+    none = net(feat, sk, ref, torch.zeros_like(valid))
+    assert (out - ref).abs().mean() < (none - ref).abs().mean()
+    ref2 = torch.rand_like(ref) * 2 - 1
+    assert torch.allclose(net(feat, sk, ref2, torch.zeros_like(valid)), none, atol=1e-6)
+
+
+def test_resize_decoder_makes_no_mesh():
+    """A constant input gives a flat output away from the borders: no period-2/4 pattern
+    (the transposed-conv decoder's checkerboard needs the notch filter)."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(REF, n_res=0)
+    net = GlobalFusion(cfg).eval()
+    feat = torch.full((1, cfg.in_ch, 64, 64), 0.3)
+    sk = torch.ones(1, 1, 64, 64)
+    out = net(feat, sk, torch.zeros(1, 3, 64, 64), torch.zeros(1, 1, 64, 64))[..., 16:48, 16:48]
+    assert out.std(dim=(-1, -2)).max() < 1e-4
+
+
+def test_engine_uses_the_reference_fusion_only_with_a_reference():
+    from facesketch.engine.bundle import random_bundle
+    from facesketch.engine.pipeline import FacePipeline
+
+    cfg = dataclasses.replace(TINY, canvas=128)
+    pipe = FacePipeline(random_bundle(cfg, 0), "cpu", reference_fusion=GlobalFusion(REF))
+    pipe.appearance.gallery_problem = "tiny test networks"  # the mean look, no gallery
+    sk = np.full((128, 128), 255, np.uint8)
+    sk[40:90, 60] = 0
+    plain = pipe.render_sketch(sk, size=128)
+    assert plain.fusion == "fusion"
+    ref = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
+    valid = np.full((128, 128), 255, np.uint8)
+    with_ref = pipe.render_sketch(sk, size=128, reference=(ref, valid))
+    assert with_ref.fusion == "fusion_ref" and with_ref.recomputed == []  # branches cached
+    assert np.abs(with_ref.face.astype(int) - plain.face).mean() > 5
+    with pytest.raises(ValueError, match="reference"):
+        pipe.render_sketch(sk, size=128, reference=(ref[:64], valid))
+    # no reference fusion installed: a reference changes nothing
+    bare = FacePipeline(random_bundle(cfg, 0), "cpu", reference_fusion=None)
+    bare.appearance.gallery_problem = "tiny test networks"
+    assert np.array_equal(bare.render_sketch(sk, size=128, reference=(ref, valid)).face, plain.face)
+
+
+def test_random_smooth_flow_is_smooth_and_bounded():
+    from facesketch.models.warp import apply_flow, random_smooth_flow
+
+    flow = random_smooth_flow(2, 64, 64, 5.0, torch.Generator().manual_seed(1))
+    assert flow.shape == (2, 64, 64, 2) and flow.abs().max() <= 5.0 * 1.3
+    assert (flow[:, 1:] - flow[:, :-1]).abs().max() < 1.0  # no tears between neighbours
+    img = torch.rand(1, 3, 32, 32)
+    assert torch.allclose(apply_flow(img, torch.zeros(1, 32, 32, 2)), img, atol=1e-5)
+
+
+def test_fusion_ref_trains_resumes_and_exports(tmp_path):
+    from facesketch.engine.weights import load_into, read_manifest
+    from train import fusion_ref
+
+    run = tmp_path / "fr"
+    args = [
+        "--synthetic",
+        "--no-progress",
+        "--run-dir",
+        str(run),
+        "--set",
+        "preset=tiny",
+        "--set",
+        "task.locals_from=random",
+        "--set",
+        "task.crop=32",
+        "--set",
+        "task.hed_side=32",
+        "--set",
+        "task.p_other=1.0",  # the TPS path of other people's photos
+        "--set",
+        "train.batch=2",
+        "--set",
+        "data.synthetic_count=4",
+        "--set",
+        "train.val_images=2",
+        "--set",
+        "train.val_every=2",
+        "--set",
+        "train.ckpt_every=2",
+    ]
+    assert fusion_ref.main([*args, "--max-steps", "2"]) == 0
+    first = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=False)
+    assert first["loop"]["step"] == 2
+    assert fusion_ref.main([*args, "--max-steps", "3"]) == 0
+    ckpt = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=False)
+    assert ckpt["loop"]["step"] == 3  # resumed, did not start over
+    assert set(ckpt["nets"]) == {"fusion", "P"}  # frozen nets are not checkpointed
+    path = run / "export" / "fusion_ref.safetensors"
+    manifest = read_manifest(path)
+    assert manifest["network"] == "fusion_ref" and manifest["config"]["ref_ch"] == 4
+    net = GlobalFusion(FusionConfig.from_dict(manifest["config"]))
+    load_into(net, path, "fusion_ref", manifest["config"])
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())

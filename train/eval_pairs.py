@@ -1,0 +1,206 @@
+"""Issue 16's evaluation: artist sketches of real people rendered as a new user would.
+
+Every CUHK pair (``--pairs``: ``sketch/`` + ``photo/``, both aligned by the photo's dlib
+landmarks; shaded drawings turned into line sketches as ``facesketch render`` does) is
+rendered by the app's own :class:`facesketch.engine.pipeline.FacePipeline` with the
+default look, and scored with :mod:`train.face_metrics` (descriptor distance, landmark
+error, Canny edge F1, KID).  With a reference fusion (``fusion_ref`` in the weights
+folder) each render also gets the reference it would get at run time: the face of
+the reference bank nearest by landmark shape (the shipped gallery,
+``facesketch.engine.gallery``, when it loads; otherwise the prepared training faces,
+``--bank-data``), TPS-warped from its dlib landmarks to the sketch's landmarks
+(predicted from the sketch by the landmark network when its weights are installed,
+otherwise the photo's dlib landmarks, as the issue's warp-only baseline did).  The
+warped reference alone is scored too (``warp_only``).
+
+    python -m train.eval --issue --weights resources/weights \\
+        --pairs ../shared/data/sketches/cufs_train --data /work/cache/prepared
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from facesketch.imaging import tensor_to_image, write_image
+
+
+def _normalised(points: np.ndarray) -> np.ndarray:
+    """68 landmarks centred and scaled to unit RMS (shape only, position and size removed)."""
+    p = points - points.mean(0)
+    return p / max(float(np.sqrt((p**2).sum(1).mean())), 1e-6)
+
+
+class ReferenceBank:
+    """Aligned faces with their dlib landmarks: the reference a sketch gets at run time."""
+
+    def __init__(self, landmarks: np.ndarray, image, mask, source: str) -> None:
+        self.landmarks, self._image, self._mask, self.source = landmarks, image, mask, source
+        self._shapes = np.stack([_normalised(p) for p in landmarks])
+
+    @classmethod
+    def load(cls, data_root: Path | None) -> ReferenceBank:
+        """The shipped gallery if it loads, else the prepared training faces."""
+        try:
+            from facesketch.engine.gallery import Gallery
+
+            g = Gallery.load()
+            lms = np.stack([g.landmarks(i) for i in range(g.size)])
+            return cls(lms, g.image, g.mask, f"shipped gallery ({g.size} faces)")
+        except Exception as exc:  # no gallery shipped (yet): say so and use the stand-in
+            if data_root is None:
+                raise SystemExit(
+                    f"error: no gallery ({exc}) and no --data for the stand-in"
+                ) from None
+            print(f"no shipped gallery ({exc}); reference bank: prepared training faces")
+        from train.data import item_paths, load_index
+        from train.fusion_ref import load_landmark_table
+
+        table = load_landmark_table(data_root)
+        if table is None:
+            raise SystemExit(f"error: {data_root} has no landmarks256.npz (train.landmarks_data)")
+        split = {k: e["split"] for k, e in load_index(data_root)["items_by_id"].items()}
+        ids = sorted(k for k in table if split.get(k) == "train")
+        paths = [item_paths(data_root, k) for k in ids]
+
+        def image(i: int) -> np.ndarray:
+            return cv2.cvtColor(cv2.imread(str(paths[i]["img256"])), cv2.COLOR_BGR2RGB)
+
+        def mask(i: int) -> np.ndarray:
+            return cv2.imread(str(paths[i]["mask256"]), cv2.IMREAD_GRAYSCALE)
+
+        lms = np.stack([table[k] for k in ids])
+        return cls(lms, image, mask, f"prepared training faces ({len(ids)}, {data_root})")
+
+    def nearest(self, points: np.ndarray) -> int:
+        """Index of the face whose landmark shape is nearest ``points``."""
+        d = ((self._shapes - _normalised(points)[None]) ** 2).sum((1, 2))
+        return int(np.argmin(d))
+
+    def warped(self, index: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Face ``index`` TPS-warped onto ``points``: (uint8 RGB, uint8 validity 0/255)."""
+        from facesketch.imaging import image_to_tensor
+        from facesketch.models.face_model import warp_reference
+
+        img = image_to_tensor(self._image(index))
+        m = torch.from_numpy(self._mask(index) >= 128).float()[None, None]
+        src = torch.from_numpy(self.landmarks[index]).float()[None]
+        dst = torch.from_numpy(np.asarray(points, np.float32))[None]
+        with torch.no_grad():
+            w, v = warp_reference(img, src, dst, m)
+        return tensor_to_image(w[0]), (v[0, 0].numpy() * 255).astype(np.uint8)
+
+
+def sketch_landmarks(sketches: list[np.ndarray], photo_points: list[Any]) -> tuple[list, str]:
+    """Landmarks of each sketch: predicted by the landmark network when installed, else
+    the photo's dlib landmarks (None where dlib found no face)."""
+    try:
+        from facesketch.engine.landmarks import predict_landmarks
+
+        return [predict_landmarks(s) for s in sketches], "predicted from the sketch"
+    except Exception as exc:
+        print(f"no landmark network ({exc}): the photos' dlib landmarks stand in")
+        return photo_points, "the photo's dlib landmarks (no landmark network)"
+
+
+def evaluate_pairs(args: Any) -> dict:
+    """Render every pair with the shipped / given weights; measures + contact sheet."""
+    from facesketch.engine.bundle import load_bundle
+    from facesketch.engine.pipeline import FacePipeline
+    from train.eval import load_sketch_pairs
+    from train.face_metrics import FaceMeter, face_measures, kid_measures
+
+    weights = args.weights[0] if args.weights else None
+    bundle = load_bundle(weights)
+    pipe = FacePipeline(bundle, "cpu", reference_fusion="auto")
+    if args.look == "mean" and hasattr(pipe.appearance, "gallery_problem"):
+        pipe.appearance.gallery_problem = "evaluated with the mean look (--look mean)"
+    canvas = bundle.canvas
+    pairs = load_sketch_pairs(args.pairs, canvas, args.limit, lines=not args.raw_drawings)
+    photos = [tensor_to_image(p["image"]) for p in pairs]
+    drawings = [tensor_to_image(p["sketch"]) for p in pairs]
+    inputs = [tensor_to_image(p["input"]) for p in pairs]
+    meter = FaceMeter()
+    photo_pts = [(r[0] if r is not None else None) for r in (meter(p) for p in photos)]
+
+    results: dict[str, Any] = {
+        "pairs": str(args.pairs),
+        "weights": str(weights or "shipped"),
+        "look": args.look,
+    }
+    renders = {"default look": [pipe.render_sketch(s, size=canvas).face for s in inputs]}
+    if pipe.ref_model is not None or args.warp_only:
+        bank = ReferenceBank.load(args.data)
+        pts, how = sketch_landmarks(inputs, photo_pts)
+        results["reference"] = {"bank": bank.source, "sketch_landmarks": how}
+        refs = []
+        for p in pts:
+            if p is None:  # no landmarks: no reference (the engine falls back likewise)
+                refs.append(None)
+                continue
+            refs.append(bank.warped(bank.nearest(p), p))
+        renders["warp only"] = [
+            r[0] if r is not None else np.full_like(photos[0], 128) for r in refs
+        ]
+        if pipe.ref_model is not None:
+            renders["reference fusion"] = [
+                pipe.render_sketch(s, size=canvas, reference=r).face
+                for s, r in zip(inputs, refs, strict=True)
+            ]
+    val = _val_photos(args.data, args.val_limit) if args.data else []
+    for name, faces in renders.items():
+        m = face_measures(faces, photos, drawings, meter)
+        if val:
+            m.update(kid_measures(faces, photos, val))
+        results[name] = m
+        print(name, json.dumps(m))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
+    contact_sheet(inputs, photos, renders, args.out / "contact.jpg")
+    return results
+
+
+def _val_photos(root: Path, limit: int) -> list[np.ndarray]:
+    from train.data import FaceDataset
+
+    ds = FaceDataset(root, "val", size=256, augment=False)
+    return [ds.arrays(i)[0] for i in range(min(limit, len(ds)))]
+
+
+def contact_sheet(
+    sketches: list[np.ndarray],
+    photos: list[np.ndarray],
+    renders: dict[str, list[np.ndarray]],
+    path: Path,
+    rows: int = 4,
+) -> None:
+    """Rows: sketch | photo | each render at 512, then 2x crops (eyes, cheek) of each render."""
+    lines = []
+    for i in range(min(rows, len(sketches))):
+        tiles = [cv2.cvtColor(sketches[i], cv2.COLOR_GRAY2RGB), photos[i]]
+        tiles += [r[i] for r in renders.values()]
+        big = [cv2.resize(t, (512, 512), interpolation=cv2.INTER_CUBIC) for t in tiles]
+        crops = []
+        for r in renders.values():
+            face = cv2.resize(r[i], (512, 512), interpolation=cv2.INTER_CUBIC)
+            eyes = face[150:278, 128:384]  # 256x128 around both eyes
+            cheek = face[260:388, 100:228]
+            crops.append(
+                np.concatenate(
+                    [
+                        cv2.resize(eyes, (512, 256), interpolation=cv2.INTER_NEAREST),
+                        cv2.resize(cheek, (256, 256), interpolation=cv2.INTER_NEAREST),
+                    ],
+                    axis=1,
+                )
+            )
+        top = np.concatenate(big, axis=1)
+        bottom = np.concatenate(crops, axis=1)
+        pad = np.full((256, top.shape[1] - bottom.shape[1], 3), 255, np.uint8)
+        lines.append(np.concatenate([top, np.concatenate([bottom, pad], axis=1)], axis=0))
+    write_image(path, np.concatenate(lines, axis=0))

@@ -167,3 +167,101 @@ def test_geometry_from_a_photo_changes_only_the_chosen_parts(tiny_networks, tmp_
     cv2.imwrite(str(flat), np.full((200, 200, 3), 120, np.uint8))
     assert cli.main([*args, "--geometry-photo", str(flat)]) == 2
     assert "no face" in capsys.readouterr().err
+
+
+# -- output errors (issue 13, item 7) ----------------------------------------------------
+def _bad_output(tmp_path: Path, kind: str, monkeypatch) -> tuple[Path, str]:
+    """An output path that cannot be written, and a fragment its message must hold."""
+    import os
+
+    if kind == "through_a_file":
+        (tmp_path / "file").write_text("a regular file")
+        return tmp_path / "file" / "x.png", "is a file, not a folder"
+    if kind == "unknown_extension":
+        return tmp_path / "out.xyz", "unknown image type '.xyz'"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.geteuid() == 0:  # root may write anywhere: let the check see what a user would
+        real = os.access
+        monkeypatch.setattr(
+            os, "access", lambda p, m, **k: False if Path(p) == ro else real(p, m, **k)
+        )
+    return ro / "x.png", "permission denied"
+
+
+def _one_clean_line(err: str, path: Path, fragment: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and fragment in lines[0] and path.name in lines[0], err
+
+
+@pytest.mark.parametrize("kind", ["through_a_file", "unknown_extension", "read_only"])
+@pytest.mark.parametrize("command", ["render", "align", "sketchify", "cartoonize"])
+def test_output_errors_are_one_clear_line(
+    tiny_networks, tmp_path, capsys, monkeypatch, command, kind
+):
+    """Checked before any slow work; nothing is created (no folder named out.xyz)."""
+    out, fragment = _bad_output(tmp_path, kind, monkeypatch)
+    src = sketch_image(tmp_path) if command == "render" else samples_dir() / "sample-a.jpg"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = cli.main([command, str(src), "-o", str(out)])
+    expected = 2 if (command == "render" and kind == "unknown_extension") else 1
+    assert code == expected
+    _one_clean_line(capsys.readouterr().err, out, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not out.exists()
+
+
+def test_a_write_that_fails_late_is_reported_without_a_traceback(
+    tiny_networks, tmp_path, capsys, monkeypatch
+):
+    import tempfile
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    src = project(tmp_path)
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    out = tmp_path / "face.png"
+    assert cli.main(["render", str(src), "-o", str(out), "--size", str(SIZE)]) == 1
+    _one_clean_line(capsys.readouterr().err, out, "No space left on device")
+
+
+def test_an_output_that_is_an_input_is_refused(tiny_networks, tmp_path, capsys):
+    src = sketch_image(tmp_path)
+    original = src.read_bytes()
+    assert cli.main(["render", str(src), "-o", str(src)]) == 1
+    assert "is one of the inputs" in capsys.readouterr().err
+    assert src.read_bytes() == original
+
+
+def test_batch_inputs_with_the_same_name_never_overwrite(tiny_networks, tmp_path, capsys):
+    """Two (or more) inputs called s.png: one file each, and the summary says so."""
+    inputs = []
+    for i, folder in enumerate(["a", "b", "c/x", "d/x"]):
+        (tmp_path / folder).mkdir(parents=True)
+        sk = np.full((200, 200), 255, np.uint8)
+        cv2.circle(sk, (100, 100), 20 + 15 * i, 0, 2)  # a different drawing each
+        cv2.imwrite(str(tmp_path / folder / "s.png"), sk)
+        inputs.append(tmp_path / folder / "s.png")
+    inputs.append(inputs[0])  # and one given twice
+    out = tmp_path / "faces"
+    code = cli.main(["render", *map(str, inputs), "-o", str(out), "--size", str(SIZE)])
+    assert code == 0
+    io = capsys.readouterr()
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["a_s-2.png", "a_s.png", "b_s.png", "x_s-2.png", "x_s.png"]
+    assert f"rendered 5 of 5 into {out}" in io.out
+    faces = {name: (out / name).read_bytes() for name in written}
+    assert len({faces["x_s.png"], faces["x_s-2.png"], faces["a_s.png"]}) == 3  # distinct
+    assert faces["a_s.png"] == faces["a_s-2.png"]  # the same input twice
+    assert "wrote" in io.out and "x_s-2.png" in io.out
+
+
+def test_sketch_out_with_an_unknown_extension_is_a_usage_error(tiny_networks, tmp_path, capsys):
+    src = project(tmp_path)
+    args = ["render", str(src), "-o", str(tmp_path / "f.png"), "--sketch-out", "s.xyz"]
+    assert cli.main(args) == 2
+    assert "--sketch-out s.xyz" in capsys.readouterr().err
+    assert not (tmp_path / "f.png").exists()

@@ -151,17 +151,50 @@ def _appearance_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def _output_paths(inputs: list[Path], out: Path) -> list[Path]:
-    if len(inputs) == 1 and out.suffix.lower() in _IMAGE_EXTS:
+def _output_paths(inputs: list[Path], out: Path, kind: str = "-o") -> list[Path]:
+    """One distinct output file per input: ``out`` itself for one image, else a folder.
+
+    Inputs that share a file name get their folder's name in front, then a number,
+    so no output overwrites another (and the summary counts files really written).
+    Raises ValueError (a usage error) for an ``out`` that is neither.
+    """
+    suffix = out.suffix.lower()
+    if len(inputs) == 1 and suffix in _IMAGE_EXTS:
         return [out]
-    if out.suffix.lower() in _IMAGE_EXTS:
-        raise ValueError(f"{out}: several inputs need an output folder, not an image file")
+    if suffix in _IMAGE_EXTS:
+        raise ValueError(f"{kind} {out}: several inputs need an output folder, not an image file")
+    if suffix and not out.is_dir():
+        raise ValueError(
+            f"{kind} {out}: unknown image type {suffix!r}; give an image file "
+            f"({', '.join(_IMAGE_EXTS)}) or, for several inputs, a folder"
+        )
     names = [p.stem for p in inputs]
-    dupes = {n for n in names if names.count(n) > 1}
-    return [
-        out / (f"{p.parent.name}_{p.stem}.png" if p.stem in dupes else f"{p.stem}.png")
-        for p in inputs
-    ]
+    dupes = {n.lower() for n in names if sum(m.lower() == n.lower() for m in names) > 1}
+    taken: set[str] = set()
+    paths = []
+    for p in inputs:
+        stem = f"{p.parent.name}_{p.stem}" if p.stem.lower() in dupes else p.stem
+        name, n = f"{stem}.png", 2
+        while name.lower() in taken:  # same folder names, or one input given twice
+            name, n = f"{stem}-{n}.png", n + 1
+        taken.add(name.lower())
+        paths.append(out / name)
+    return paths
+
+
+def _check_outputs(inputs: list[Path], outputs: list[Path | None], cartoon: bool) -> None:
+    """Refuse outputs that would overwrite an input or cannot be written (before rendering)."""
+    from facesketch.imaging import check_output_image
+
+    sources = {str(p.resolve()) for p in inputs}
+    for dst in outputs:
+        if dst is None:
+            continue
+        files = [dst, dst.with_name(f"{dst.stem}_cartoon{dst.suffix}")] if cartoon else [dst]
+        for f in files:
+            if str(f.resolve()) in sources:
+                raise ValueError(f"{f}: is one of the inputs; choose another output")
+            check_output_image(f)
 
 
 def _geometry(args: argparse.Namespace, canvas: int) -> dict[str, Any]:
@@ -224,10 +257,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         outputs = _output_paths(list(args.inputs), args.output)
         sketch_outs = (
-            _output_paths(list(args.inputs), args.sketch_out)
+            _output_paths(list(args.inputs), args.sketch_out, "--sketch-out")
             if args.sketch_out is not None
             else [None] * len(outputs)
         )
+    except ValueError as exc:  # -o / --sketch-out that is neither an image nor a folder
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        _check_outputs(list(args.inputs), [*outputs, *sketch_outs], bool(args.cartoon))
+    except ValueError as exc:  # ImageError too: nothing would be written, say so now
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    try:
         pipe = _make_pipeline(args)
         overrides = _appearance_overrides(args)
         geometry = _geometry(args, pipe.canvas)
@@ -275,6 +317,8 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"warning: {w}", file=sys.stderr)
         if len(args.inputs) == 1:
             print(f"wrote {dst}" + (f" ({note})" if note else ""))
+        elif dst.name != f"{src.stem}.png":  # renamed: say where it went
+            tqdm.write(f"wrote {dst} for {src} (another input has the same name)")
     if len(args.inputs) > 1:
         print(f"rendered {len(outputs) - failed} of {len(outputs)} into {args.output}")
     return 1 if failed else 0

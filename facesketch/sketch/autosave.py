@@ -90,8 +90,15 @@ def write_autosave(doc: Document, project_path: str | os.PathLike[str] | None = 
     except OSError as exc:
         raise ProjectError(f"{path}: cannot write the autosave: {exc.strerror or exc}") from exc
     owner = _owner_file(path)
-    if not owner.is_file() or owner.read_text(encoding="utf-8").strip() != str(os.getpid()):
-        owner.write_text(str(os.getpid()), encoding="utf-8")
+    try:
+        mine = read_file_bytes(owner, 64, "owner file").strip() == str(os.getpid()).encode()
+    except ValueError:  # missing, or not a small regular file (FileCheckError)
+        mine = False
+    if not mine:
+        try:
+            atomic_write_bytes(owner, str(os.getpid()).encode())
+        except OSError as exc:
+            raise ProjectError(f"{owner}: cannot write the autosave owner: {exc}") from exc
     return path
 
 

@@ -290,3 +290,58 @@ def test_a_huge_stroke_count_is_refused_before_it_is_built(tmp_path: Path) -> No
     with pytest.raises(sk.ProjectError, match=f"more than the {MAX_STROKES:,}") as err:
         sk.load_project(path)
     assert str(path) in str(err.value)
+
+
+# -- item 6: EXIF orientation -------------------------------------------------------------
+def _with_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """``jpeg`` with an APP1 EXIF block holding only the orientation tag (as phones write)."""
+    import struct
+
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8) + ifd + struct.pack(">I", 0)
+    body = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
+@pytest.mark.parametrize(
+    ("orientation", "turn"),
+    [(1, None), (3, "ROTATE_180"), (6, "ROTATE_90_CLOCKWISE"), (8, "ROTATE_90_COUNTERCLOCKWISE")],
+)
+def test_exif_orientation_is_honoured(tmp_path: Path, orientation: int, turn: str | None) -> None:
+    import cv2
+
+    from facesketch.imaging import read_image
+
+    upright = np.zeros((60, 90, 3), np.uint8)
+    upright[:20, :30] = (255, 0, 0)  # a red corner top left, when upright
+    undo = {"ROTATE_90_CLOCKWISE": "ROTATE_90_COUNTERCLOCKWISE"}
+    undo["ROTATE_90_COUNTERCLOCKWISE"] = "ROTATE_90_CLOCKWISE"
+    undo["ROTATE_180"] = "ROTATE_180"
+    stored = upright if turn is None else cv2.rotate(upright, getattr(cv2, undo[turn]))
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(stored, cv2.COLOR_RGB2BGR))
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(_with_orientation(buf.tobytes(), orientation))
+    img = read_image(path)
+    assert img.shape == upright.shape
+    assert img[5:15, 5:25, 0].mean() > 200 and img[-15:, -25:, 0].mean() < 50
+
+
+def test_a_phone_photo_stored_on_its_side_aligns(tmp_path: Path) -> None:
+    """The issue's case: 'no face found' for a rotated phone photo; upright it aligns."""
+    import cv2
+
+    pytest.importorskip("dlib")
+    from facesketch.face import NoFaceError, align_face
+    from facesketch.imaging import read_image
+    from facesketch.resources import samples_dir
+
+    upright = cv2.imread(str(samples_dir() / "sample-a.jpg"))
+    side = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)  # as the sensor saw it
+    ok, buf = cv2.imencode(".jpg", side, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    bare = tmp_path / "bare.jpg"
+    bare.write_bytes(buf.tobytes())
+    tagged = tmp_path / "tagged.jpg"
+    tagged.write_bytes(_with_orientation(buf.tobytes(), 6))
+    with pytest.raises(NoFaceError):  # without the tag the face lies on its side
+        align_face(read_image(bare), size=256)
+    assert align_face(read_image(tagged), size=256).image.shape == (256, 256, 3)

@@ -183,3 +183,16 @@ def test_follow_and_fit_windows_are_undoable() -> None:
     stack.redo()
     assert doc.follow_drawing
     assert math.isfinite(doc.layout.window("nose").center[0])
+
+
+def test_a_small_change_of_the_fit_keeps_per_part_caching(pipe) -> None:
+    """Landmarks jitter a little with every stroke; the strokes must not all move
+    (that would re-run every branch), so an edit re-renders only its component."""
+    pts = _moved(template_landmarks(DOC), 0.5, -90, -60)
+    doc = _face_doc(pts)
+    render_following(pipe, doc.snapshot(), FakePredictor(pts), size=256)
+    mouth = pts[48:60].mean(0)
+    doc.strokes = [*doc.strokes, Stroke(np.array([mouth, mouth + 2]), 3.0)]
+    jitter = pts + np.float32(0.3)  # the new prediction moved a third of a pixel
+    out = render_following(pipe, doc.snapshot(), FakePredictor(jitter), size=256)
+    assert out.recomputed and "left_eye" not in out.recomputed

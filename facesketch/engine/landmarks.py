@@ -24,6 +24,7 @@ import hashlib
 import math
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,6 +46,10 @@ MIN_INK = 0.002
 IDENTITY_SCALE, IDENTITY_DEG, IDENTITY_PX = 0.03, 1.5, 2.0
 #: Feather (output pixels) of the warped-back face's edge.
 EDGE_FEATHER = 3.0
+#: A new fit closer than this to the last one keeps the last (scale ratio, degrees,
+#: document px): strokes then stay where they were moved, so an edit re-runs only the
+#: component it touched instead of every branch.
+STICKY_SCALE, STICKY_DEG, STICKY_PX = 0.02, 1.0, 1.5
 
 
 def sketch_digest(sketch: np.ndarray) -> str:
@@ -287,6 +292,27 @@ def neutral_colour(face: np.ndarray, ring: int = 4) -> np.ndarray:
     return np.median(border, axis=0)
 
 
+_LAST_FIT: weakref.WeakKeyDictionary[Any, DrawingFit] = weakref.WeakKeyDictionary()
+
+
+def _sticky(pipe: Any, fit: DrawingFit, canvas: int) -> DrawingFit:
+    """``fit``, or the pipeline's previous fit when the two barely differ."""
+    prev = _LAST_FIT.get(pipe)
+    if prev is not None:
+        c = np.array([canvas / 2.0, canvas / 2.0])
+        moved = np.linalg.norm(
+            (prev.matrix[:, :2] - fit.matrix[:, :2]) @ c + prev.matrix[:, 2] - fit.matrix[:, 2]
+        )
+        if (
+            abs(prev.scale / fit.scale - 1) < STICKY_SCALE
+            and abs(prev.angle_deg - fit.angle_deg) < STICKY_DEG
+            and moved < STICKY_PX
+        ):
+            return prev
+    _LAST_FIT[pipe] = fit
+    return fit
+
+
 def render_following(
     pipe: Any, doc: Any, predictor: LandmarkPredictor | None = None, **kwargs: Any
 ) -> Any:
@@ -310,6 +336,7 @@ def render_following(
         out = pipe.render(doc, **kwargs)
         out.timings["landmarks"] = t_lm
         return out
+    fit = _sticky(pipe, fit, doc.canvas)
     canon = pipe.render(move_document(doc, fit), **kwargs)
     t1 = time.perf_counter()
     size = canon.face.shape[0]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 pytest.importorskip("pytestqt")
+from fake_engine import FakeEngine  # noqa: E402
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
-from facesketch.engine.contract import RenderResult, run_job  # noqa: E402
+from facesketch.engine.contract import RenderRequest, RenderResult  # noqa: E402
 from facesketch.layout import LOCAL_COMPONENTS  # noqa: E402
 from facesketch.ui.backend import Backend  # noqa: E402
 from facesketch.ui.canvas_items import StrokeItem  # noqa: E402
@@ -41,39 +41,16 @@ CANVAS = 256
 REPO = Path(__file__).resolve().parents[1]
 
 
-class _Service:
+class _Service(FakeEngine):
     """Answers each render on another thread, as the real service does."""
 
     def __init__(self) -> None:
-        self.requests = 0
+        super().__init__()
         self.last_strokes = -1
-        self._lock = threading.Lock()
 
-    def submit(self, request: Any, callback: Any) -> int:
-        with self._lock:
-            self.requests += 1
-            rid = self.requests
-        n = len(request.document.strokes)
-        face = np.full((32, 32, 3), n % 255, np.uint8)
-        sketch = np.full((32, 32), 255, np.uint8)
-        result = RenderResult(rid, face, sketch, timings={"total": 1.0}, device="fake-cpu")
-
-        def answer() -> None:
-            self.last_strokes = n
-            callback(result)
-
-        threading.Thread(target=answer).start()
-        return rid
-
-    def run_async(self, fn: Any, *args: Any, callback: Any, tag: str = "") -> int:
-        threading.Thread(target=lambda: callback(run_job(0, fn, args, tag))).start()
-        return 0
-
-    def status(self) -> dict:
-        return {"device": "fake-cpu"}
-
-    def shutdown(self) -> None:
-        pass
+    def deliver(self, request: RenderRequest, result: RenderResult, callback: Any) -> None:
+        self.last_strokes = len(request.document.strokes)
+        callback(result)
 
 
 class _Backend(Backend):

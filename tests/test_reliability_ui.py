@@ -16,7 +16,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -25,11 +24,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 pytest.importorskip("pytestqt")
+from fake_engine import FakeEngine  # noqa: E402
 from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 import facesketch.sketch as sk  # noqa: E402
-from facesketch.engine.contract import JobResult, RenderResult, run_job  # noqa: E402
+from facesketch.engine.contract import JobResult  # noqa: E402
 from facesketch.ui.backend import Backend  # noqa: E402
 from facesketch.ui.engine_client import EngineClient  # noqa: E402
 from facesketch.ui.main_window import MainWindow  # noqa: E402
@@ -38,31 +38,10 @@ from facesketch.ui.settings import Settings  # noqa: E402
 CANVAS = 256
 
 
-class _Service:
+class _Service(FakeEngine):
     """Renders nothing (the tests are about files); answers on another thread."""
 
-    def __init__(self) -> None:
-        self._n = 0
-        self._lock = threading.Lock()
-
-    def submit(self, request: Any, callback: Any) -> int:
-        with self._lock:
-            self._n += 1
-            rid = self._n
-        face, sketch = np.zeros((8, 8, 3), np.uint8), np.full((8, 8), 255, np.uint8)
-        result = RenderResult(rid, face, sketch, timings={"total": 1.0}, device="fake")
-        threading.Thread(target=callback, args=(result,)).start()
-        return rid
-
-    def run_async(self, fn: Any, *args: Any, callback: Any, tag: str = "") -> int:
-        threading.Thread(target=lambda: callback(run_job(0, fn, args, tag))).start()
-        return 0
-
-    def status(self) -> dict:
-        return {"device": "fake"}
-
-    def shutdown(self) -> None:
-        pass
+    device, side = "fake", 8
 
 
 class _Backend(Backend):

@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
+from fake_engine import FakeEngine  # noqa: E402
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from facesketch.engine.contract import RenderRequest, RenderResult, run_job  # noqa: E402
+from facesketch.engine.contract import RenderRequest, RenderResult  # noqa: E402
 from facesketch.layout import NOSE  # noqa: E402
 from facesketch.ui.backend import Backend  # noqa: E402
 from facesketch.ui.canvas import SELECT  # noqa: E402
@@ -37,36 +38,20 @@ def FakeResult(request_id: int, face: Any, sketch: Any, **kw: Any) -> RenderResu
     return RenderResult(request_id, face, sketch, device="fake-cpu", **kw)
 
 
-class FakeService:
+class FakeService(FakeEngine):
     """Answers each render on another thread with a face whose colour counts strokes."""
 
+    side = 64
+
     def __init__(self, error: str | None = None) -> None:
-        self.requests: list[RenderRequest] = []
+        super().__init__()
         self.error = error
-        self._next = 0
-        self._lock = threading.Lock()
 
-    def submit(self, request: Any, callback: Any) -> int:
-        with self._lock:
-            self._next += 1
-            rid = self._next
-            self.requests.append(request)
-        snapshot = request.document
-        face = None if self.error else np.full((64, 64, 3), len(snapshot.strokes) % 255, np.uint8)
-        sketch = None if self.error else np.full((64, 64), 255, np.uint8)
-        result = FakeResult(rid, face, sketch, error=self.error)
-        threading.Thread(target=callback, args=(result,)).start()
-        return rid
-
-    def run_async(self, fn: Any, *args: Any, callback: Any, tag: str = "") -> int:
-        threading.Thread(target=lambda: callback(run_job(0, fn, args, tag))).start()
-        return 0
-
-    def status(self) -> dict:
-        return {"device": "fake-cpu"}
-
-    def shutdown(self) -> None:
-        pass
+    def render(self, request: RenderRequest, rid: int) -> RenderResult:
+        if self.error:
+            return FakeResult(rid, None, None, error=self.error)
+        result = super().render(request, rid)
+        return FakeResult(rid, result.face, result.sketch)
 
 
 class FakeBackend(Backend):
@@ -127,12 +112,18 @@ def test_drawing_creates_a_stroke_and_requests_a_render(qtbot, window):
     n0 = len(window.service.requests)
     threads = []
     window.renderShown.connect(lambda _r: threads.append(threading.current_thread()))
-    _draw(qtbot, window, [(15, 20), (25, 30), (35, 32), (45, 40)])
+
+    # the render of the one-stroke sketch (an earlier answer may still be on its way)
+    def one_stroke(r: RenderResult) -> bool:
+        return r.face is not None and r.face[0, 0, 0] == 1
+
+    with qtbot.waitSignal(window.renderShown, timeout=5000, check_params_cb=one_stroke) as got:
+        _draw(qtbot, window, [(15, 20), (25, 30), (35, 32), (45, 40)])
     assert len(window.model.doc.strokes) == 1
     stroke = window.model.doc.strokes[0]
     assert len(stroke.points) >= 3
     assert abs(stroke.points[0][0] - 15) < 2 and abs(stroke.points[-1][1] - 40) < 2
-    result = _wait_render(qtbot, window)
+    result = got.args[0]
     assert len(window.service.requests) > n0
     snapshot = window.service.requests[-1].document
     assert len(snapshot.strokes) == 1

@@ -172,3 +172,85 @@ def test_service_stylize_uses_the_document_settings(monkeypatch: pytest.MonkeyPa
     sk = np.full((64, 64), 255, np.uint8)
     svc._stylize("x", np.zeros((64, 64, 3), np.uint8), doc.snapshot(), sk)
     assert seen["settings"].ink and seen["sketch"] is sk and seen["layout"] == doc.layout
+
+
+# -- facesketch render --cartoon: the same settings from the command line ----------------------
+@pytest.fixture()
+def render_cli(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """`facesketch render` with tiny random networks and an identity cartoon style."""
+    import dataclasses
+
+    from facesketch.commands import render
+    from facesketch.engine.bundle import random_bundle
+    from facesketch.models import preset
+
+    tiny = dataclasses.replace(preset("tiny"), canvas=128)
+    monkeypatch.setattr(render, "load_bundle", lambda _w: random_bundle(tiny, seed=3))
+    monkeypatch.setattr(render, "_load_style", lambda name, pipe: _identity_style())
+    seen: list[CartoonSettings] = []
+    real = C.cartoon_portrait
+
+    def spy(face, style, settings, sketch, layout):  # noqa: ANN001, ANN202
+        seen.append(settings)
+        return real(face, style, settings, sketch, layout)
+
+    monkeypatch.setattr(C, "cartoon_portrait", spy)
+    return seen
+
+
+def _stroked_project(tmp_path: Path, settings: CartoonSettings) -> Path:
+    from facesketch.sketch import Stroke, save_project
+
+    doc = Document.new(512)
+    pts = np.array([[120.0, 300.0], [256.0, 290.0], [392.0, 300.0]], np.float32)
+    doc.strokes.append(Stroke(pts, 4.0))
+    doc.cartoon = settings
+    return save_project(doc, tmp_path / "face.json")
+
+
+def test_render_ink_flags_draw_the_strokes_over_the_cartoon(render_cli, tmp_path: Path) -> None:
+    from facesketch import cli
+    from facesketch.imaging import read_image
+
+    proj = _stroked_project(tmp_path, CartoonSettings())
+    base = ["render", str(proj), "--size", "256", "--cartoon", "x"]
+    assert cli.main([*base, "-o", str(tmp_path / "plain.png")]) == 0
+    assert cli.main([*base, "-o", str(tmp_path / "ink.png"), "--ink-darkness", "1"]) == 0
+    plain, inked = (read_image(tmp_path / f"{n}_cartoon.png") for n in ("plain", "ink"))
+    assert not render_cli[0].ink  # the project's settings: no ink
+    assert render_cli[1] == CartoonSettings(ink=True, ink_darkness=1.0)  # darkness turns it on
+    dark = (inked.max(axis=2) < 40) & ~(plain.max(axis=2) < 40)
+    assert dark.sum() > 100  # the stroke is drawn in black where the plain cartoon had none
+
+
+def test_render_flags_override_the_project_and_apply_to_images(render_cli, tmp_path: Path) -> None:
+    from facesketch import cli
+
+    proj = _stroked_project(tmp_path, CartoonSettings(ink=True, ink_width=2.0, proportions=0.3))
+    out = str(tmp_path / "a.png")
+    assert cli.main(["render", str(proj), "-o", out, "--cartoon", "x", "--ink", "off"]) == 0
+    assert render_cli[-1] == CartoonSettings(ink=False, ink_width=2.0, proportions=0.3)
+    sk = tmp_path / "sketch.png"
+    cv2.imwrite(str(sk), _line_sketch(256))
+    args = ["render", str(sk), "-o", out, "--cartoon", "x", "--ink-width", "1.5"]
+    assert cli.main([*args, "--proportions", "0.6"]) == 0
+    assert render_cli[-1] == CartoonSettings(ink=True, ink_width=1.5, proportions=0.6)
+    assert (tmp_path / "a_cartoon.png").is_file()
+
+
+def test_render_cartoon_flags_need_a_cartoon_and_valid_values(
+    render_cli, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from facesketch import cli
+
+    proj = str(_stroked_project(tmp_path, CartoonSettings()))
+    out = str(tmp_path / "a.png")
+    assert cli.main(["render", proj, "-o", out, "--ink", "on"]) == 2
+    assert "add --cartoon STYLE" in capsys.readouterr().err
+    assert not (tmp_path / "a.png").exists()  # refused before any rendering
+    for flag, bad in (("--ink-width", "9"), ("--proportions", "1.5"), ("--ink-darkness", "-1")):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["render", proj, "-o", out, "--cartoon", "x", flag, bad])
+        assert exc.value.code == 2
+        assert "expected a number within" in capsys.readouterr().err
+    assert not render_cli  # nothing was stylized

@@ -25,6 +25,8 @@ copies (``<data>/anime/smooth``), both precomputed so loading is a few PNG reads
 
 from __future__ import annotations
 
+import copy
+import functools
 import zlib
 from pathlib import Path
 
@@ -40,9 +42,11 @@ from facesketch.models.cartoon import (
     CartoonGenerator,
     cartoon_preset,
 )
+from facesketch.models.filters import DEFAULT_PERIOD
 from train import loop, projected, whitebox
 from train.cartoongan import CartoonTask, SyntheticAnime, list_images
 from train.edge_smooth import edge_smooth
+from train.kid_monitor import KidMonitor, color_loss, ema_update
 
 #: One selfie in HELD_OUT_EVERY (by name hash) is never trained on: the evaluation set.
 HELD_OUT_EVERY = 10
@@ -126,7 +130,7 @@ class FastCartoonTask(CartoonTask):
 
     name = "cartoonfast"
 
-    def __init__(self, cfg: dict, ctx: loop.RunContext) -> None:
+    def __init__(self, cfg: dict, ctx: loop.RunContext, run_dir: Path | None = None) -> None:
         loop.Task.__init__(self, cfg, ctx)
         t, dev = self.tcfg, ctx.device
         base = cartoon_preset(t.get("preset", "lite")).to_dict()
@@ -142,20 +146,30 @@ class FastCartoonTask(CartoonTask):
         self.D_texture = CartoonDiscriminator(d_cfg).to(dev)
         self.P = projected.ProjectedDiscriminator(int(t.get("proj_width", 64))).to(dev)
         self.feat = projected.EffNetFeatures().to(dev)  # frozen; not checkpointed
+        # EMA of G's weights: what the monitor scores and what is exported
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+        self.ema_decay = float(t.get("ema", 0.0))
         self.nets = {
             "G": self.G,
+            "G_ema": self.G_ema,
             "D": self.D,
             "D_surface": self.D_surface,
             "D_texture": self.D_texture,
             "P": self.P,
         }
         ds = (self.D, self.D_surface, self.D_texture, self.P)
-        self.optims = {"G": ctx.adam(self.G), "D": ctx.adam(*ds)}
+        lr_g, lr_d = t.get("lr_g"), t.get("lr_d")  # None: train.lr
+        self.optims = {"G": ctx.adam(self.G, lr=lr_g), "D": ctx.adam(*ds, lr=lr_d)}
         self.init_steps = int(t.get("init_steps", 0))
         self.w = {k: float(t.get(f"w_{k}", v)) for k, v in DEFAULT_WEIGHTS.items()}
         self.content_stages = tuple(t.get("content_stages", (1, 2)))
         self.segments = int(t.get("segments", 120))
         self.gan = "lsgan"
+        self.kid_every = int(t.get("kid_every", 0))
+        self.monitor: KidMonitor | None = None
+        if self.kid_every and run_dir is not None and not cfg["data"].get("synthetic"):
+            self.monitor = KidMonitor(run_dir, int(t.get("kid_images", 48)))
+        self.run_data = str(cfg["data"].get("root") or "")
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         t, d = self.tcfg, self.cfg["data"]
@@ -191,6 +205,30 @@ class FastCartoonTask(CartoonTask):
         return total / len(self.content_stages)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        if step == 0 and self.monitor is not None and self.tcfg.get("kid_at_start", True):
+            self._check(0)
+        out = self._train_step(batch, step)
+        ema_update(self.G_ema, self.G, self.ema_decay if step >= self.init_steps else 0.0)
+        if self.monitor is not None and (step + 1) % self.kid_every == 0:
+            out |= self._check(step + 1)
+        return out
+
+    def _check(self, step: int) -> dict[str, float]:
+        """Quick KID of the EMA generator; exports it to <run>/last (and <run>/best)."""
+        manifest = {
+            "stem": f"cartoon-{self.tcfg.get('style_name', 'anime')}",
+            "network": "cartoon",
+            "config": self.model_cfg.to_dict(),
+            "data": self.run_data or str(loop.default_data_root()),
+            "hardware": f"cpu, {torch.get_num_threads()} threads",
+            "notes": "train.cartoon_fast (EMA generator, best quick KID so far)",
+            "mesh_period": DEFAULT_PERIOD,
+        }
+        value, best = self.monitor.update(step, self.G_ema, self.feat, manifest)
+        print(f"[cartoonfast] step {step}: quick KID x1000 {value:.1f}{' (best)' if best else ''}")
+        return {"kid_x1000": value, "kid_best": float(self.monitor.state["best_kid"])}
+
+    def _train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         photo, w = batch["photo"], self.w
         with torch.no_grad():
             f_photo = self.feat(photo)
@@ -215,8 +253,10 @@ class FastCartoonTask(CartoonTask):
             g_fake, g_anime = whitebox.texture(fake, anime)
             tex = _lsgan(self.D_texture(g_fake), True)
             tv = whitebox.tv_loss(fake)
+            color = color_loss(fake, photo) if w["color"] else fake.new_zeros(())
             total = (
-                w["proj"] * proj
+                w["color"] * color
+                + w["proj"] * proj
                 + w["patch"] * patch
                 + w["surface"] * surf
                 + w["texture"] * tex
@@ -232,6 +272,7 @@ class FastCartoonTask(CartoonTask):
                 "g_surface": surf,
                 "g_texture": tex,
                 "tv": tv,
+                "color": color,
             }
             return total, fake, f_aug, g_fake, g_anime, parts
 
@@ -285,7 +326,19 @@ class FastCartoonTask(CartoonTask):
             "val_proj_fake": p_fake.item(),
             "val_proj_real": p_real.item(),
         }
-        return metrics, [photo, fake, anime]
+        metrics["val_color"] = color_loss(fake, photo).item()
+        ema = self.G_ema(photo)
+        return metrics, [photo, fake, ema, anime]
+
+    def exports(self) -> list[loop.Export]:
+        """The EMA generator (when EMA is on) as the style."""
+        stem = f"cartoon-{self.tcfg.get('style_name', 'anime')}"
+        g = self.G_ema if self.ema_decay else self.G
+        return [
+            loop.Export(
+                stem, g, "cartoon", self.model_cfg.to_dict(), {"mesh_period": DEFAULT_PERIOD}
+            )
+        ]
 
 
 #: Loss weights (``task.w_<name>``): adversarial terms ~1, content/structure normalised.
@@ -297,6 +350,7 @@ DEFAULT_WEIGHTS = {
     "content": 1.0,
     "structure": 1.0,
     "tv": 1.0,
+    "color": 0.0,
 }
 
 
@@ -304,7 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     ap = loop.build_parser("cartoon_fast", __doc__.split("\n\n")[0])
     args = ap.parse_args(argv)
-    loop.run(FastCartoonTask, args, loop.config_from_args(args), "cartoon_fast")
+    run_dir = Path(args.run_dir or Path("runs") / "cartoon_fast")
+    task = functools.partial(FastCartoonTask, run_dir=run_dir)
+    loop.run(task, args, loop.config_from_args(args), "cartoon_fast")  # type: ignore[arg-type]
     return 0
 
 

@@ -41,6 +41,16 @@ def _unit(text: str) -> float:
     return v
 
 
+def _ink_width(text: str) -> float:
+    from facesketch.sketch.cartoon_settings import INK_WIDTH_RANGE
+
+    lo, hi = INK_WIDTH_RANGE
+    v = float(text)
+    if not lo <= v <= hi:
+        raise argparse.ArgumentTypeError(f"expected a number within {lo:g}..{hi:g}, got {text}")
+    return v
+
+
 def _parts(text: str) -> tuple[str, ...]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     if names == ["all"]:
@@ -97,6 +107,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cartoon", metavar="STYLE", help="also write a cartoon in this style (NAME_cartoon.png)"
+    )
+    parser.add_argument(
+        "--ink",
+        choices=("on", "off"),
+        help="with --cartoon: draw the calibrated strokes over the cartoon "
+        "(default: the project's; off for images)",
+    )
+    parser.add_argument(
+        "--ink-width",
+        type=_ink_width,
+        metavar="X",
+        help="ink line width, x the stroke width (0.25..4; turns --ink on)",
+    )
+    parser.add_argument(
+        "--ink-darkness",
+        type=_unit,
+        metavar="0..1",
+        help="ink darkness, 0 invisible .. 1 black (turns --ink on)",
+    )
+    parser.add_argument(
+        "--proportions",
+        type=_unit,
+        metavar="0..1",
+        help="with --cartoon: anime proportions (bigger eyes, smaller nose, mouth, chin); "
+        "0 = off (default: the project's; 0 for images)",
     )
     parser.add_argument(
         "--size", type=int, choices=(256, 512), default=512, help="output size in pixels"
@@ -254,6 +289,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    cartoon_flags = (args.ink, args.ink_width, args.ink_darkness, args.proportions)
+    if args.cartoon is None and any(f is not None for f in cartoon_flags):
+        print(
+            "error: --ink, --ink-width, --ink-darkness and --proportions shape the cartoon: "
+            "add --cartoon STYLE",
+            file=sys.stderr,
+        )
+        return 2
     try:
         outputs = _output_paths(list(args.inputs), args.output)
         sketch_outs = (
@@ -302,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
                 cartoon = cartoon_portrait(
                     face,
                     style,
-                    doc.cartoon if doc is not None else None,
+                    _cartoon_settings(args, doc),
                     out.sketch,
                     doc.layout if doc is not None else None,
                 )
@@ -322,6 +365,15 @@ def run(args: argparse.Namespace) -> int:
     if len(args.inputs) > 1:
         print(f"rendered {len(outputs) - failed} of {len(outputs)} into {args.output}")
     return 1 if failed else 0
+
+
+def _cartoon_settings(args: argparse.Namespace, doc: Any) -> Any:
+    """The project's cartoon settings (defaults for images) with the command's flags."""
+    from facesketch.sketch.cartoon_settings import with_overrides
+
+    ink = None if args.ink is None else args.ink == "on"
+    base = doc.cartoon if doc is not None else None
+    return with_overrides(base, ink, args.ink_width, args.ink_darkness, args.proportions)
 
 
 def _make_pipeline(args: argparse.Namespace) -> Any:

@@ -74,6 +74,32 @@ class CartoonSettings:
         return replace(self, **changes)
 
 
+def with_overrides(
+    base: CartoonSettings | None,
+    ink: bool | None = None,
+    ink_width: float | None = None,
+    ink_darkness: float | None = None,
+    proportions: float | None = None,
+) -> CartoonSettings:
+    """``base`` (None = defaults) with the given values replaced (``facesketch render``).
+
+    A width or darkness without an explicit ``ink`` turns the ink on: asking for a
+    line width means wanting the lines; ``ink=False`` still wins."""
+    s = base if base is not None else CartoonSettings()
+    changes: dict[str, Any] = {}
+    if ink_width is not None:
+        changes["ink_width"] = ink_width
+    if ink_darkness is not None:
+        changes["ink_darkness"] = ink_darkness
+    if ink is None and changes:
+        ink = True
+    if ink is not None:
+        changes["ink"] = bool(ink)
+    if proportions is not None:
+        changes["proportions"] = proportions
+    return s.with_(**changes) if changes else s
+
+
 class SetCartoonSettings:
     """Set the document's cartoon settings (ink, width, darkness, proportions)."""
 

@@ -196,3 +196,17 @@ def test_a_small_change_of_the_fit_keeps_per_part_caching(pipe) -> None:
     jitter = pts + np.float32(0.3)  # the new prediction moved a third of a pixel
     out = render_following(pipe, doc.snapshot(), FakePredictor(jitter), size=256)
     assert out.recomputed and "left_eye" not in out.recomputed
+
+
+def test_missing_landmark_weights_render_as_drawn_with_a_warning(pipe, monkeypatch) -> None:
+    from facesketch.engine import landmarks as el
+    from facesketch.engine.weights import WeightsError
+
+    def missing(_device):
+        raise WeightsError("landmarks.safetensors: not found; reinstall facesketch")
+
+    monkeypatch.setattr(el, "predictor_for", missing)
+    snap = _face_doc(_moved(template_landmarks(DOC), 0.5, -90, -60)).snapshot()
+    out = el.render_following(pipe, snap, size=256)
+    assert out.face is not None
+    assert any("Follow my drawing" in w and "reinstall" in w for w in out.warnings)

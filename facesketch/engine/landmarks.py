@@ -324,17 +324,25 @@ def render_following(
     t0 = time.perf_counter()
     canvas = pipe.canvas
     sketch = doc.rasterize(canvas) if hasattr(doc, "rasterize") else doc.render_sketch(canvas)
-    fit = None
+    fit, problem = None, None
     if has_ink(sketch):
-        pred = predictor or predictor_for(pipe.spec)
-        lm = pred.predict(sketch)
-        f = doc.canvas / canvas
-        lm_doc = (lm + 0.5) * f - 0.5
-        fit = fit_drawing(lm_doc, doc.layout)
+        from facesketch.engine.weights import WeightsError
+
+        try:
+            pred = predictor or predictor_for(pipe.spec)
+        except WeightsError as exc:  # render as drawn, and say why
+            problem = f"Follow my drawing is off for now: {exc}"
+        else:
+            lm = pred.predict(sketch)
+            f = doc.canvas / canvas
+            lm_doc = (lm + 0.5) * f - 0.5
+            fit = fit_drawing(lm_doc, doc.layout)
     t_lm = (time.perf_counter() - t0) * 1000
     if fit is None or fit.is_identity:
         out = pipe.render(doc, **kwargs)
         out.timings["landmarks"] = t_lm
+        if problem:
+            out = replace(out, warnings=[*out.warnings, problem])
         return out
     fit = _sticky(pipe, fit, doc.canvas)
     canon = pipe.render(move_document(doc, fit), **kwargs)

@@ -141,3 +141,17 @@ def test_fusion_ref_trains_resumes_and_exports(tmp_path):
     net = GlobalFusion(FusionConfig.from_dict(manifest["config"]))
     load_into(net, path, "fusion_ref", manifest["config"])
     assert not any(isinstance(m, nn.ConvTranspose2d) for m in net.modules())
+
+
+def test_warm_start_from_a_version_1_fusion():
+    from facesketch.models.fusion import init_from_transposed
+
+    old = GlobalFusion(TINY.fusion)
+    new = init_from_transposed(GlobalFusion(REF), old.state_dict())
+    o, n = old.state_dict(), new.state_dict()
+    assert torch.equal(n["body.1.1.weight"], o["body.1.1.weight"])  # encoder copied
+    first = n["body.0.1.weight"]
+    assert torch.equal(first[:, : o["body.0.1.weight"].shape[1]], o["body.0.1.weight"])
+    assert first[:, o["body.0.1.weight"].shape[1] :].abs().sum() == 0  # new inputs start at 0
+    assert torch.equal(n["head.1.weight"][:3, : o["head.1.weight"].shape[1]], o["head.1.weight"])
+    assert n["head.1.bias"][3] > 0 and n["head.1.weight"][4:6].abs().sum() == 0

@@ -38,7 +38,7 @@ from facesketch.layout import COMPONENTS, FaceLayout
 from facesketch.models import losses
 from facesketch.models.config import LocalConfig
 from facesketch.models.face_model import FaceModel
-from facesketch.models.fusion import GlobalFusion
+from facesketch.models.fusion import GlobalFusion, init_from_transposed
 from facesketch.models.local import ComponentModel
 from facesketch.models.warp import apply_flow, random_smooth_flow, tps_warp
 from train import loop, projected
@@ -129,6 +129,18 @@ def load_landmark_table(root: Path) -> dict[str, np.ndarray] | None:
         return {str(k): v for k, v in zip(z["ids"], z["landmarks"], strict=True)}
 
 
+def warm_start(fusion: GlobalFusion, source: str) -> GlobalFusion:
+    """The reference fusion started from a version-1 fusion's weights (``shipped``: the
+    app's fusion.safetensors) instead of from noise: the synthesis it starts from is
+    close to today's renders (:func:`facesketch.models.fusion.init_from_transposed`)."""
+    from facesketch.engine.weights import load_state_dict
+    from facesketch.resources import shipped_weights_dir
+
+    path = shipped_weights_dir() / "fusion.safetensors" if source == "shipped" else Path(source)
+    state, _ = load_state_dict(path, "fusion")
+    return init_from_transposed(fusion, {k: v.float() for k, v in state.items()})
+
+
 def load_shipped_locals(cfg: LocalConfig, directory: str | None) -> dict[str, ComponentModel]:
     """The frozen local networks: the shipped ones (``directory`` None: resources/weights)."""
     from facesketch.engine.weights import list_weights, load_into
@@ -179,7 +191,10 @@ class FusionRefTask(loop.Task):
             self.models = load_shipped_locals(mc.local, None if src == "shipped" else src)
         for m in self.models.values():
             m.to(ctx.device).requires_grad_(False).eval()
-        self.fusion = GlobalFusion(mc.fusion).to(ctx.device)
+        self.fusion = GlobalFusion(mc.fusion)
+        if t.get("init_fusion", "none") != "none":  # a resumed run overwrites this
+            self.fusion = warm_start(self.fusion, t["init_fusion"])
+        self.fusion.to(ctx.device)
         self.model = FaceModel.from_components(self.models, self.fusion)
         self.feat = projected.EffNetFeatures().to(ctx.device)
         self.P = projected.ProjectedDiscriminator(int(t.get("d_width", 32))).to(ctx.device)

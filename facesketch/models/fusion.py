@@ -127,6 +127,48 @@ class GlobalFusion(BaseNetwork):
         return self.cfg.to_dict()
 
 
+def init_from_transposed(fusion: GlobalFusion, old: dict[str, torch.Tensor]) -> GlobalFusion:
+    """Warm-start a resize-conv (reference) fusion from a version-1 fusion's state dict.
+
+    Same channels per level: encoder and residual blocks are copied; each transposed
+    conv becomes the conv after nearest up-sampling (in/out channels swapped; the
+    instance norm after it removes the ~4x gain); the first conv and the head get zero
+    weights for the new input channels, the head's RGB rows are the old head's.  With
+    validity 0 the synthesis then starts close to the old fusion's output."""
+    new = fusion.state_dict()
+    out = {}
+    for k, v in new.items():
+        parts = k.split(".")
+        if k.startswith("head.1."):
+            o, w = old[k], v.clone()  # the blend / flow rows keep their initialisation
+            if o.ndim == 1:
+                w[: o.shape[0]] = o
+            else:
+                w[: o.shape[0]] = 0
+                w[: o.shape[0], : o.shape[1]] = o
+            out[k] = w
+            continue
+        if len(parts) == 5 and parts[2] == "1" and f"body.{parts[1]}.0.weight" in old:
+            # body.<i>.1.<j>.<p> (up-sample, conv_block) <- body.<i>.<j-1>.<p> (ConvT, norm)
+            j = int(parts[3])
+            src = old[f"body.{parts[1]}.{j - 1}.{parts[4]}"]
+            if j == 1 and parts[4] == "weight":
+                src = src.transpose(0, 1)
+            out[k] = src.clone()
+            continue
+        o = old.get(k)
+        if o is None:
+            raise KeyError(f"the old fusion has no {k}: not a version-1 fusion of these sizes")
+        if o.shape != v.shape:  # the first conv: new input channels start at zero
+            w = torch.zeros_like(v)
+            w[:, : o.shape[1]] = o
+            out[k] = w
+        else:
+            out[k] = o.clone()
+    fusion.load_state_dict(out)
+    return fusion
+
+
 def warp_by_flow(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """``x`` (N, C, H, W) sampled at the identity grid + ``flow`` (N, 2, H, W; x then y,
     in grid units of [-1, 1], align_corners=False); zeros outside."""

@@ -48,3 +48,8 @@ def shipped_weights_dir() -> Path:
 def samples_dir() -> Path:
     """The bundled samples: reference photos and the demo project."""
     return resources_dir() / "samples"
+
+
+def gallery_dir() -> Path:
+    """The shipped face gallery (the default look; see facesketch.engine.gallery)."""
+    return resources_dir() / "gallery"

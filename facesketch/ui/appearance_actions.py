@@ -24,7 +24,7 @@ from facesketch.ui.qimages import scaled_pixmap
 
 THUMB_SIDE = 54
 #: Engine job tags this controller answers (``on_job``).
-JOB_KINDS = ("ref", "thumb")
+JOB_KINDS = ("ref", "thumb", "suggest")
 
 
 class AppearanceActions:
@@ -92,8 +92,27 @@ class AppearanceActions:
         self.ref_thumbs[path] = {}  # pending: asked once
         self.engine.run_job(f"thumb\t{path}", self.backend.reference_thumbnails, path)
 
+    def fetch_suggestions(self) -> None:
+        """Ask the engine which gallery faces fit the parts just rendered (after a render)."""
+        self.engine.run_job("suggest", self.backend.gallery_suggestions)
+
+    def show_suggestions(self, found: dict) -> None:
+        """Each slot's suggested gallery faces (the whole face: the background's)."""
+        faces = found.get("components", {})
+        for slot in self.panel.slots:
+            rows = faces.get("background" if slot == FACE else slot, [])
+            current = self.model.slot(slot)
+            own = current is not None and bool(current.paths)
+            used = found.get("look") == "gallery" and not own and slot != FACE
+            tiles = [(r, w, scaled_pixmap(c, 26), t) for r, w, c, t in rows]
+            self.panel.show_suggestions(slot, tiles, used)
+
     def on_job(self, kind: str, rest: list[str], job: JobResult) -> None:
         """A reference photo was aligned (or not); ``kind`` is one of :data:`JOB_KINDS`."""
+        if kind == "suggest":
+            if job.error is None and job.result:
+                self.show_suggestions(job.result)
+            return
         path = rest[-1]
         if job.error:
             if kind == "ref":  # a fresh drop failed: keep the previous appearance

@@ -3,6 +3,11 @@
 Each slot takes up to two photos (dropped files) and a mix between them.  The panel
 only displays state and reports what the person did; the main window aligns the
 photos off-thread and issues the undoable document commands.
+
+Under each slot, "suggested faces": the shipped gallery's faces whose drawn part is
+shaped most like the sketch's (with their blend weights).  With the gallery default
+look and no photo they are the faces the look came from; clicking one makes it the
+slot's reference (``gallery:<n>``), exactly as if its photo had been dropped.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from facesketch.ui.canvas import WINDOW_COLORS
 SLOTS: tuple[str, ...] = (FACE, *COMPONENTS)
 SLOT_LABELS = {FACE: "Whole face", **COMPONENT_LABELS}
 _THUMB = 56
+_SUGGESTION = 26
+#: How many suggested faces a slot shows.
+MAX_SUGGESTIONS = 5
 
 
 def _local_paths(mime: QMimeData) -> list[str]:
@@ -86,6 +94,62 @@ class ThumbDrop(QLabel):
             event.acceptProposedAction()
 
 
+class SuggestionRow(QWidget):
+    """Small buttons of the gallery faces suggested for a slot; a click picks one."""
+
+    picked = Signal(str)  # a gallery reference, gallery:<n>
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(2)
+        self.title = QLabel("suggested")
+        self.title.setStyleSheet("color:#777;font-size:9px;")
+        row.addWidget(self.title)
+        self.buttons: list[QToolButton] = []
+        for _ in range(MAX_SUGGESTIONS):
+            b = QToolButton()
+            b.setIconSize(QSize(_SUGGESTION, _SUGGESTION))
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            b.setStyleSheet("QToolButton{font-size:8px;padding:0px;}")
+            b.clicked.connect(lambda _=False, b=b: self._clicked(b))
+            b.hide()
+            row.addWidget(b)
+            self.buttons.append(b)
+        row.addStretch(1)
+        self.references: list[str] = []
+        self.hide()
+
+    def _clicked(self, button: QToolButton) -> None:
+        ref = button.property("reference")
+        if ref:
+            self.picked.emit(str(ref))
+
+    def show_faces(self, faces: list[tuple[str, float, QPixmap | None, str]], used: bool) -> None:
+        """``faces``: (reference, weight, pixmap, description), nearest first."""
+        faces = faces[:MAX_SUGGESTIONS]
+        self.references = [f[0] for f in faces]
+        self.title.setText("look from" if used else "suggested")
+        self.title.setToolTip(
+            "The default look blends these gallery faces (shaped most like your drawing)"
+            if used
+            else "Gallery faces shaped most like your drawing: click one to use its look"
+        )
+        for b, face in zip(self.buttons, [*faces, *[None] * MAX_SUGGESTIONS], strict=False):
+            if face is None:
+                b.hide()
+                b.setProperty("reference", None)
+                continue
+            ref, weight, pixmap, text = face
+            b.setProperty("reference", ref)
+            b.setIcon(QIcon(pixmap) if pixmap is not None else QIcon())
+            b.setText(f"{round(weight * 100)}%")
+            b.setToolTip(f"{text}; weight {weight:.2f}. Click to use this face's look")
+            b.show()
+        self.setVisible(bool(faces))
+
+
 class SlotWidget(QFrame):
     """A slot: two reference pictures, a mix slider and a clear button."""
 
@@ -125,6 +189,9 @@ class SlotWidget(QFrame):
         grid.addWidget(self.first, 1, 0)
         grid.addWidget(self.second, 1, 1)
         grid.addWidget(self.mix, 2, 0, 1, 2)
+        self.suggested = SuggestionRow(self)
+        grid.addWidget(self.suggested, 3, 0, 1, 2)
+        self.suggested.picked.connect(lambda ref: panel.photoDropped.emit(slot, ref, 0))
         self.first.dropped.connect(lambda p: panel.photoDropped.emit(slot, p, 0))
         self.second.dropped.connect(lambda p: panel.photoDropped.emit(slot, p, 1))
         self.mix.sliderReleased.connect(lambda: panel.mixChanged.emit(slot, self.mix.value() / 100))
@@ -227,3 +294,9 @@ class AppearancePanel(QWidget):
         w.shape.blockSignals(True)
         w.shape.setChecked(bool(paths) and shape)
         w.shape.blockSignals(False)
+
+    def show_suggestions(
+        self, slot: str, faces: list[tuple[str, float, QPixmap | None, str]], used: bool
+    ) -> None:
+        """Show the gallery faces suggested for ``slot`` (``used``: its look came from them)."""
+        self.slots[slot].suggested.show_faces(faces, used)

@@ -44,6 +44,12 @@ class Backend:
 
         return reference_thumbnails(path, THUMBNAIL_CANVAS)
 
+    def gallery_suggestions(self) -> dict:
+        """Gallery faces nearest to each part of the last render (crops, weights)."""
+        from facesketch.engine.appearance import gallery_suggestions
+
+        return gallery_suggestions(THUMBNAIL_CANVAS)
+
     def list_styles(self) -> list[str]:
         """Names of the installed cartoon styles."""
         from facesketch.engine.cartoon import list_styles

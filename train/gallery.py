@@ -1,0 +1,312 @@
+"""Build the shipped face gallery (the default look; see facesketch/engine/gallery.py).
+
+    python -m train.gallery --out resources/gallery [--n 300] [--src DIR] [--threads 1]
+
+Picks ``--n`` UTKFace photos stratified by gender x ethnicity x age decade (from
+the file names ``age_gender_race_date.jpg.chip.jpg``), aligns each to the
+canonical layout at 256 with the package's own aligner (keeping its validity mask:
+UTKFace crops are tight, the border is filled, never mirrored), makes its sketch
+as the app does (HED + Canny, :func:`facesketch.engine.sketchify`), and stores each
+component's pooled E_sketch latent of that sketch, its E_app codes (what a dropped
+photo gives) and its 68 dlib landmarks.  Photos dlib cannot align are skipped and
+the next of the same group is taken.  dlib loads only when this runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesketch.engine.gallery import POOL_GRID, pool_latent, write_gallery
+from facesketch.layout import COMPONENTS, FaceLayout
+
+CANVAS = 256
+GENDERS = {0: "male", 1: "female"}
+ETHNICITIES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Other"}
+LICENCE = (
+    "UTKFace (Zhang, Song, Qi, CVPR 2017): non-commercial research use only. "
+    "The images are not owned by the UTKFace authors; copyright stays with the original owners."
+)
+DEFAULT_SRC = Path("/work/shared/data/faces/utkface")
+
+
+def parse_name(name: str) -> dict[str, Any] | None:
+    """Labels from a UTKFace file name, None when it does not follow the scheme."""
+    parts = name.split("_")
+    if len(parts) < 4 or not all(p.isdigit() for p in parts[:3]):
+        return None
+    age, gender, race = (int(p) for p in parts[:3])
+    if gender not in GENDERS or race not in ETHNICITIES:
+        return None
+    return {"age": age, "gender": GENDERS[gender], "ethnicity": ETHNICITIES[race]}
+
+
+def decade(age: int) -> str:
+    """Age group: 10s .. 60s, 70+."""
+    return "70+" if age >= 70 else f"{age // 10 * 10}s"
+
+
+def candidates(src: Path, seed: int) -> dict[tuple[str, str], dict[str, list[Path]]]:
+    """Shuffled files per (gender, ethnicity), then per age decade."""
+    rng = random.Random(seed)
+    groups: dict[tuple[str, str], dict[str, list[Path]]] = {}
+    for p in sorted(src.glob("*.jpg")):
+        lab = parse_name(p.name)
+        if lab is None:
+            continue
+        key = (lab["gender"], lab["ethnicity"])
+        groups.setdefault(key, {}).setdefault(decade(lab["age"]), []).append(p)
+    for by_dec in groups.values():
+        for files in by_dec.values():
+            rng.shuffle(files)
+    return groups
+
+
+def pick_faces(src: Path, n: int, seed: int) -> list[tuple[Path, Any]]:
+    """Aligned faces, ``n`` in all, an equal share per (gender, ethnicity), spread
+    round-robin over the age decades that group has."""
+    from facesketch.face import NoFaceError, align_face
+    from facesketch.imaging import read_image
+
+    groups = candidates(src, seed)
+    share = n // len(groups)
+    extra = n - share * len(groups)
+    out: list[tuple[Path, Any]] = []
+    lay = FaceLayout.default(CANVAS)
+    for gi, key in enumerate(sorted(groups)):
+        want = share + (1 if gi < extra else 0)
+        queues = {d: list(f) for d, f in sorted(groups[key].items())}
+        got = 0
+        while got < want and any(queues.values()):
+            for d in list(queues):
+                if got >= want or not queues[d]:
+                    continue
+                p = queues[d].pop()
+                try:
+                    aligned = align_face(read_image(p), size=CANVAS, layout=lay, source=p.name)
+                except NoFaceError:
+                    continue
+                out.append((p, aligned))
+                got += 1
+        print(f"  {key[0]:6s} {key[1]:6s}: {got}", flush=True)
+    return out
+
+
+def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dict[str, Any]:
+    """Write gallery.npz + gallery.json into ``out``; returns the manifest."""
+    import cv2
+    import torch
+
+    from facesketch.engine.bundle import load_bundle
+    from facesketch.engine.sketchify import SketchExtractor
+    from facesketch.engine.weights import read_manifest
+    from facesketch.imaging import image_to_tensor, sketch_to_tensor
+    from facesketch.models.face_model import FaceModel, appearance_input
+
+    t0 = time.perf_counter()
+    faces = pick_faces(src, n, seed)
+    t_align = time.perf_counter() - t0
+    print(f"aligned {len(faces)} faces in {t_align:.0f} s", flush=True)
+    images = [a.image for _, a in faces]
+    masks = [a.mask for _, a in faces]
+    sketches = SketchExtractor(batch_size=8, precision="fp32")(images, masks)
+    t_sketch = time.perf_counter() - t0 - t_align
+    print(f"sketched in {t_sketch:.0f} s", flush=True)
+
+    bundle = load_bundle(default_appearance=False)
+    lay = FaceLayout.default(CANVAS)
+    geometry: dict[str, list[np.ndarray]] = {c: [] for c in COMPONENTS}
+    appearance: dict[str, list[np.ndarray]] = {c: [] for c in COMPONENTS}
+    with torch.inference_mode():
+        for start in range(0, len(faces), 16):
+            sk = torch.cat([sketch_to_tensor(s) for s in sketches[start : start + 16]])
+            ph = torch.cat([image_to_tensor(i) for i in images[start : start + 16]])
+            for c in COMPONENTS:
+                nets = bundle.components[c]
+                geom = nets.geometry(FaceModel.component_input(sk, lay, c))
+                geometry[c].append(pool_latent(geom))
+                appearance[c].append(nets.appearance(appearance_input(ph, lay, c)).float().numpy())
+    t_latent = time.perf_counter() - t0 - t_align - t_sketch
+    print(f"latents in {t_latent:.0f} s", flush=True)
+
+    blobs = []
+    for img in images:
+        ok, buf = cv2.imencode(
+            ".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+        )
+        if not ok:
+            raise RuntimeError("JPEG encoding failed")
+        blobs.append(buf.ravel())
+    offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
+    arrays = {
+        "jpeg": np.concatenate(blobs).astype(np.uint8),
+        "offsets": offsets,
+        "masks": np.stack([np.packbits(m > 127, axis=1) for m in masks]),
+        "landmarks": np.stack([a.landmarks for _, a in faces]).astype(np.float32),
+    }
+    for c in COMPONENTS:
+        arrays[f"geometry_{c}"] = np.concatenate(geometry[c]).astype(np.float16)
+        arrays[f"appearance_{c}"] = np.concatenate(appearance[c]).astype(np.float32)
+    records = []
+    for p, a in faces:
+        lab = parse_name(p.name) or {}
+        cover = float((a.mask > 127).mean())
+        records.append({"source": f"utkface/{p.name}", **lab, "coverage": round(cover, 3)})
+    manifest = {
+        "canvas": CANVAS,
+        "pool_grid": POOL_GRID,
+        "networks": {f"local/{c}": read_manifest(f"local_{c}")["sha256"] for c in COMPONENTS},
+        "licence": LICENCE,
+        "source": "UTKFace aligned & cropped faces (../shared/data/faces/utkface)",
+        "seed": seed,
+        "build_seconds": round(time.perf_counter() - t0, 1),
+        "stages_seconds": {
+            "align": round(t_align, 1),
+            "sketch": round(t_sketch, 1),
+            "latents": round(t_latent, 1),
+        },
+        "faces": records,
+    }
+    return write_gallery(out, arrays, manifest)
+
+
+def group_counts(manifest: dict[str, Any]) -> dict[str, Counter]:
+    """Counts per gender x ethnicity and per age decade (for the card)."""
+    faces = manifest["faces"]
+    return {
+        "group": Counter(f"{f['gender']} {f['ethnicity']}" for f in faces),
+        "age": Counter(decade(f["age"]) for f in faces),
+    }
+
+
+def eval_pairs(pairs: Path, limit: int = 88, k: int = 5) -> dict[str, Any]:
+    """Issue 16's measures on artist sketch / photo pairs with the default look as the
+    app renders it (the engine's pipeline, no photo dropped): mean vs gallery look."""
+    from facesketch.engine.bundle import load_bundle
+    from facesketch.engine.pipeline import FacePipeline
+    from facesketch.imaging import tensor_to_image
+    from train.eval import load_sketch_pairs
+    from train.face_metrics import FaceMeter, face_measures
+
+    items = load_sketch_pairs(pairs, CANVAS, limit)
+    photos = [tensor_to_image(it["image"]) for it in items]
+    drawings = [tensor_to_image(it["sketch"]) for it in items]
+    inputs = [tensor_to_image(it["input"]) for it in items]
+    bundle = load_bundle()
+    meter = FaceMeter()
+    report: dict[str, Any] = {"pairs": str(pairs), "k": k}
+    for look in ("mean", "gallery"):
+        pipe = FacePipeline(bundle, "cpu")
+        pipe.appearance.default_look = look
+        pipe.appearance.gallery_k = k
+        t0 = time.perf_counter()
+        renders = [pipe.render_sketch(s, size=CANVAS).face for s in inputs]
+        ms = (time.perf_counter() - t0) * 1000 / max(1, len(inputs))
+        if look == "gallery" and pipe.appearance.gallery_problem:
+            raise SystemExit(f"gallery not usable: {pipe.appearance.gallery_problem}")
+        report[look] = {**face_measures(renders, photos, drawings, meter), "ms_per_render": ms}
+        print(look, report[look], flush=True)
+    return report
+
+
+def write_card(out: Path, manifest: dict[str, Any], extra: str = "") -> Path:
+    """The gallery's card ``gallery.md``: source, licence, counts, how it was built."""
+    counts = group_counts(manifest)
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file() and f.suffix != ".md")
+    cover = np.mean([f["coverage"] for f in manifest["faces"]])
+    eth = sorted({f["ethnicity"] for f in manifest["faces"]})
+    table = ["| gender | " + " | ".join(eth) + " |", "|---|" + "---|" * len(eth)]
+    for g in ("female", "male"):
+        table.append(f"| {g} | " + " | ".join(str(counts["group"][f"{g} {e}"]) for e in eth) + " |")
+    ages = ", ".join(f"{k}: {v}" for k, v in sorted(counts["age"].items()))
+    st = manifest["stages_seconds"]
+    text = f"""# Face gallery (the default look)
+
+{len(manifest["faces"])} aligned faces the app uses when an appearance slot has no photo, and
+offers as "suggested faces" in the appearance panel.  Per face: the 256 px aligned photo
+(JPEG q90), its validity mask, its 68 dlib landmarks (256 canvas, dlib convention), the
+geometry latent of its sketch for each component (E_sketch of the shipped local networks,
+average-pooled to {manifest["pool_grid"]}x{manifest["pool_grid"]}, fp16) and its appearance codes
+(E_app, fp32).  Files: `gallery.npz` (no pickle; sha256 in `gallery.json`), `gallery.json`
+(per-face source file, gender, age, ethnicity, coverage; the sha256 of the local networks
+the latents belong to: the engine refuses a gallery of other weights and uses the mean look).
+Size {size / 1e6:.2f} MB.
+
+## Source and licence
+
+**UTKFace** (Zhang, Song, Qi, "Age Progression/Regression by Conditional Adversarial
+Autoencoder", CVPR 2017), the aligned & cropped faces, as in `../shared/data/faces/utkface`.
+People photographed in the wild, not a celebrity set (UTKFace does not say who they are).
+**Licence: non-commercial research use only.**  The UTKFace authors do not own the images;
+copyright stays with the original owners.  This gallery may not be used commercially:
+a commercial build of facesketch must replace it (`python -m train.gallery --src ...`).
+
+## Counts (gender x ethnicity, from the UTKFace file names)
+
+{chr(10).join(table)}
+
+Age groups: {ages}.  Picked at random (seed {manifest["seed"]}) round-robin over age decades
+within each gender x ethnicity group; photos dlib cannot align are replaced by the next
+of the same group.  UTKFace's "Other" ethnicity label is UTKFace's own (Hispanic, Latino,
+Middle Eastern and others).
+
+## How it was built
+
+    python -m train.gallery --out resources/gallery --n {len(manifest["faces"])} --threads 1
+
+1 CPU thread on a shared 2-core machine (load average ~9 during the build): align
+{st["align"]:.0f} s, sketch (HED + Canny, as the app's photo-to-sketch) {st["sketch"]:.0f} s,
+latents {st["latents"]:.0f} s; {manifest["build_seconds"]:.0f} s in all.  Aligned with the
+package's own aligner (facesketch.face.align) at 256; UTKFace crops are tight, so a face covers
+{cover * 100:.0f} % of the canvas on average: the border is the aligner's blurred fill
+(never mirrored) and the mask marks it as unknown.
+{extra}"""
+    path = out / "gallery.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point (see the module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("resources/gallery"))
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--src", type=Path, default=DEFAULT_SRC)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eval-pairs", type=Path, default=None, help="CUHK pairs: mean vs gallery")
+    ap.add_argument("--k", type=int, default=5)
+    args = ap.parse_args(argv)
+    if args.eval_pairs is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+        report = eval_pairs(args.eval_pairs, k=args.k)
+        print(json.dumps(report, indent=1))
+        return 0
+    if not args.src.is_dir():
+        print(f"no UTKFace folder at {args.src} (pass --src)", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    manifest = build(args.out, args.n, args.src, args.seed)
+    write_card(args.out, manifest)
+    counts = group_counts(manifest)
+    size = sum(f.stat().st_size for f in args.out.iterdir() if f.is_file())
+    print(f"{len(manifest['faces'])} faces, {size / 1e6:.2f} MB, {manifest['build_seconds']} s")
+    print("groups:", dict(sorted(counts["group"].items())))
+    print("ages:", dict(sorted(counts["age"].items())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

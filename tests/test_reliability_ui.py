@@ -109,16 +109,16 @@ def test_cancel_keeps_the_recovery_copy_through_edits_saves_and_quit(
 
     win = make_window()
     make_window.answers.append(QMessageBox.StandardButton.Cancel)
-    assert not win.file_actions.offer_recovery()
+    assert not win.autosave_actions.offer_recovery()
     assert "mine.json" in make_window.asked[-1]  # the offer names the project, not a hash
     # the person goes on working on the same project: open, draw, autosave, save, quit
     assert win.file_actions.open_project(project)
     win.model.add_stroke(np.array([[5.0, 5.0], [50.0, 60.0]]), 2.0, False)
-    win.file_actions.autosave()
+    win.autosave_actions.autosave()
     win.autosave_timer.timeout.emit()
     assert win.file_actions.save_to(project)
     win.model.add_stroke(np.array([[6.0, 5.0], [51.0, 60.0]]), 2.0, False)
-    win.file_actions.autosave()
+    win.autosave_actions.autosave()
     win.close()
     qtbot.waitUntil(lambda: not win.isVisible())
     assert _copies(home) == crashed  # untouched, byte for byte
@@ -126,7 +126,7 @@ def test_cancel_keeps_the_recovery_copy_through_edits_saves_and_quit(
     # next start: offered again, and it still holds the crashed session's 7 strokes
     win2 = make_window()
     make_window.answers.append(QMessageBox.StandardButton.Yes)
-    assert win2.file_actions.offer_recovery()
+    assert win2.autosave_actions.offer_recovery()
     assert len(win2.model.doc.strokes) == 7 and win2.model.modified
     # it comes back under its project's name, not untitled and not the hashed file name
     assert win2.model.path is not None and Path(win2.model.path) == project
@@ -138,9 +138,9 @@ def test_discard_removes_the_copy(qtbot, make_window, tmp_path) -> None:
     _crashed_session(None, 3, home)
     win = make_window()
     make_window.answers.append(QMessageBox.StandardButton.Discard)
-    assert not win.file_actions.offer_recovery()
+    assert not win.autosave_actions.offer_recovery()
     assert _copies(home) == {}
-    assert not win.file_actions.offer_recovery()  # nothing offered any more
+    assert not win.autosave_actions.offer_recovery()  # nothing offered any more
     assert len(make_window.asked) == 1
 
 
@@ -155,7 +155,7 @@ def test_a_damaged_newest_copy_does_not_hide_an_older_one(qtbot, make_window, tm
     os.utime(newest, (time.time() + 10, time.time() + 10))
     win = make_window()
     make_window.answers.append(QMessageBox.StandardButton.Yes)
-    assert win.file_actions.offer_recovery()
+    assert win.autosave_actions.offer_recovery()
     assert len(win.model.doc.strokes) == 4
     assert Path(win.model.path) == older and win.windowTitle().startswith("older.json*")
     # the damaged copy is kept aside, not deleted (someone may still rescue strokes from it)

@@ -400,7 +400,7 @@ def test_autosave_and_recovery(qtbot, window, monkeypatch):
     import facesketch.sketch as sk
 
     _draw(qtbot, window, [(15, 20), (30, 40)])
-    window.file_actions.autosave()
+    window.autosave_actions.autosave()
     assert not window.model.find_autosaves()  # this session still keeps its own copy
     (own,) = sk.find_autosaves(left_behind_only=False)
     # the copy of a session that crashed: its process is gone
@@ -411,11 +411,11 @@ def test_autosave_and_recovery(qtbot, window, monkeypatch):
     assert window.model.find_autosaves() == [crashed]
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.model.new(CANVAS)
-    assert window.file_actions.offer_recovery()
+    assert window.autosave_actions.offer_recovery()
     assert len(window.model.doc.strokes) == 1 and window.model.modified
     assert not crashed.exists() and not window.model.find_autosaves()
     assert sk.find_autosaves(left_behind_only=False)  # protected by this session's autosave
-    window.file_actions.discard_autosave()
+    window.autosave_actions.discard_autosave()
     assert not sk.find_autosaves(left_behind_only=False)
 
 

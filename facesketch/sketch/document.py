@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -169,21 +169,31 @@ def _background_equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def _render(
-    layout: FaceLayout,
-    strokes: Iterable[Stroke],
-    background: np.ndarray | None,
-    canvas: int,
-    line_width_scale: float,
+def _rasterize(
+    doc: Document | DocumentSnapshot, canvas: int | None, line_width_scale: float
 ) -> np.ndarray:
+    """:meth:`Document.rasterize` of a document or a snapshot."""
     from facesketch.sketch.raster import rasterize_strokes
 
     return rasterize_strokes(
-        list(strokes),
-        canvas,
-        layout.canvas,
+        list(doc.strokes),
+        doc.canvas if canvas is None else canvas,
+        doc.layout.canvas,
         line_width_scale=line_width_scale,
-        background=background,
+        background=doc.background_image,
+    )
+
+
+def _editable(doc: Document | DocumentSnapshot) -> Document:
+    """A new editable document with ``doc``'s content (no undo history)."""
+    return Document(
+        layout=doc.layout,
+        strokes=list(doc.strokes),
+        appearance=dict(doc.appearance),
+        scn_strength=doc.scn_strength,
+        background_image=doc.background_image,
+        cartoon=doc.cartoon,
+        follow_drawing=doc.follow_drawing,
     )
 
 
@@ -253,15 +263,7 @@ class Document:
 
     def copy(self) -> Document:
         """An independent document with the same content (undo history not included)."""
-        return Document(
-            layout=self.layout,
-            strokes=list(self.strokes),
-            appearance=dict(self.appearance),
-            scn_strength=self.scn_strength,
-            background_image=self.background_image,
-            cartoon=self.cartoon,
-            follow_drawing=self.follow_drawing,
-        )
+        return _editable(self)
 
     def rasterize(self, canvas: int | None = None, line_width_scale: float = 1.0) -> np.ndarray:
         """The sketch image the networks see: background layer (if any), strokes on top.
@@ -269,13 +271,7 @@ class Document:
         uint8 (canvas, canvas), white paper, black anti-aliased lines; eraser strokes
         erase the background layer too, as they do on screen.
         """
-        return _render(
-            self.layout,
-            self.strokes,
-            self.background_image,
-            self.canvas if canvas is None else canvas,
-            line_width_scale,
-        )
+        return _rasterize(self, canvas, line_width_scale)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (Document, DocumentSnapshot)):
@@ -302,25 +298,11 @@ class DocumentSnapshot:
 
     def rasterize(self, canvas: int | None = None, line_width_scale: float = 1.0) -> np.ndarray:
         """Same as :meth:`Document.rasterize`."""
-        return _render(
-            self.layout,
-            self.strokes,
-            self.background_image,
-            self.canvas if canvas is None else canvas,
-            line_width_scale,
-        )
+        return _rasterize(self, canvas, line_width_scale)
 
     def to_document(self) -> Document:
         """A new editable document with this content."""
-        return Document(
-            layout=self.layout,
-            strokes=list(self.strokes),
-            appearance=dict(self.appearance),
-            scn_strength=self.scn_strength,
-            background_image=self.background_image,
-            cartoon=self.cartoon,
-            follow_drawing=self.follow_drawing,
-        )
+        return _editable(self)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, (Document, DocumentSnapshot)):

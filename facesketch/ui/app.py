@@ -125,7 +125,7 @@ def run_app(project: str | None = None, screenshot: str | None = None) -> int:
     if screenshot:
         return _screenshot(app, window, Path(screenshot))
     window.show()
-    QTimer.singleShot(0, window.file_actions.offer_recovery)
+    QTimer.singleShot(0, window.autosave_actions.offer_recovery)
     return app.exec()
 
 

@@ -1,4 +1,4 @@
-"""File actions of the main window: projects, imports, exports, autosave, samples.
+"""File actions of the main window: projects, imports, exports, samples.
 
 A controller that holds explicit references to what it works on (the window for
 dialogs and its title, the document model, the engine, the settings, the views
@@ -26,6 +26,7 @@ from facesketch.ui.backend import Backend, PhotoImport
 from facesketch.ui.document_model import DocumentModel
 from facesketch.ui.engine_client import EngineClient
 from facesketch.ui.notice import Feedback
+from facesketch.ui.recovery import AutosaveActions
 from facesketch.ui.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 PROJECT_FILTER = "facesketch project (*.json)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp)"
 EXPORT_FILTER = "PNG image (*.png);;JPEG image (*.jpg *.jpeg)"
+STYLE_FILTER = "CartoonGAN generator (*.pth *.pt *.safetensors)"
 EXPORT_KINDS = ("face", "cartoon", "sketch", "sheet")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 #: Engine job tags this controller answers (``on_job``).
@@ -59,7 +61,7 @@ def make_action(
 
 
 class FileActions:
-    """Projects, imports, exports, autosave and samples of one main window."""
+    """Projects, imports, exports and samples of one main window."""
 
     def __init__(
         self,
@@ -69,10 +71,12 @@ class FileActions:
         backend: Backend,
         settings: Settings,
         feedback: Feedback,
+        autosave: AutosaveActions,
         samples_dir: Path | None = None,
     ) -> None:
         self.window, self.model, self.engine = window, model, engine
         self.backend, self.settings, self.feedback = backend, settings, feedback
+        self.autosave = autosave  # a saved sketch needs no autosave copy
         self.samples_dir = samples_dir
         # set by connect_views (they are built after this controller)
         self.result_view: ResultView | None = None
@@ -140,6 +144,11 @@ class FileActions:
     def _dialog_dir(self) -> str:
         return self.settings.get("last_dir")
 
+    def _ask_open(self, title: str, file_filter: str) -> str:
+        """A file the person picks to open ("" when they cancel)."""
+        path, _ = QFileDialog.getOpenFileName(self.window, title, self._dialog_dir(), file_filter)
+        return path
+
     def _remember_dir(self, path: str | Path) -> None:
         self.settings.set("last_dir", str(Path(path).resolve().parent))
 
@@ -168,9 +177,7 @@ class FileActions:
     def open_dialog(self) -> None:
         if not self.maybe_save():
             return
-        path, _ = QFileDialog.getOpenFileName(
-            self.window, "Open sketch", self._dialog_dir(), PROJECT_FILTER
-        )
+        path = self._ask_open("Open sketch", PROJECT_FILTER)
         if path:
             self.open_project(path)
 
@@ -210,7 +217,7 @@ class FileActions:
         except Exception as exc:
             self.feedback.error(f"could not save {path}: {exc}")
             return False
-        self.discard_autosave()
+        self.autosave.discard_autosave()
         self._remember_dir(path)
         self.settings.add_recent(path)
         self.update_recent_menu()
@@ -218,79 +225,9 @@ class FileActions:
         self.feedback.status(f"Saved {path}")
         return True
 
-    # -- autosave --------------------------------------------------------------------------
-    def autosave(self) -> None:
-        """Write the autosave copy when there are unsaved changes."""
-        if self.model.modified:
-            try:
-                self.model.write_autosave()
-            except Exception as exc:
-                self.feedback.status(f"autosave failed: {exc}", 8000)
-
-    def discard_autosave(self) -> None:
-        """Forget the autosave copy of the current document (after save or clean close)."""
-        try:
-            self.model.remove_autosave()
-        except OSError:
-            pass
-
-    def offer_recovery(self) -> bool:
-        """After a crash, offer to reopen the newest readable autosaved sketch (or discard it).
-
-        Damaged copies are set aside (kept under ``autosave/damaged``) so they never hide
-        older readable ones; Cancel keeps the copy for next time, and nothing this
-        session does (saving, editing, quitting) touches it.
-        """
-        found, damaged = [], []
-        for path in self.model.find_autosaves():
-            try:
-                found.append(self.model.read_autosave(path))
-            except Exception as exc:  # ProjectError: the copy is damaged
-                damaged.append((path, exc))
-        for path, exc in damaged:
-            try:
-                kept = self.model.set_aside_autosave(path)
-            except OSError:
-                kept = path
-            self.feedback.status(f"a damaged autosave was set aside: {kept} ({exc})", 10000)
-        if not found:
-            return False
-        info = found[0]
-        more = (
-            f"\n\n({len(found) - 1} older autosaved sketch(es) will be offered next time.)"
-            if len(found) > 1
-            else ""
-        )
-        answer = QMessageBox.question(
-            self.window,
-            "Recover sketch",
-            f"facesketch found an autosaved sketch from a session that did not end "
-            f"normally:\n{info.describe()}\n\nRecover it? (Discard deletes it; Cancel asks "
-            f"again next time.){more}",
-            QMessageBox.StandardButton.Yes
-            | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel,
-        )
-        if answer == QMessageBox.StandardButton.Discard:
-            self.model.discard_autosave_file(info.path)
-            return False
-        if answer != QMessageBox.StandardButton.Yes:
-            return False
-        self.model.recover(info)
-        self.update_title()
-        try:  # the content must live in this session's autosave before the copy goes
-            self.model.write_autosave()
-        except Exception as exc:
-            self.feedback.error(f"recovered, but could not autosave it: {exc}")
-            return True
-        self.model.discard_autosave_file(info.path)
-        return True
-
     # -- imports ---------------------------------------------------------------------------
     def import_sketch_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self.window, "Import sketch image", self._dialog_dir(), IMAGE_FILTER
-        )
+        path = self._ask_open("Import sketch image", IMAGE_FILTER)
         if not path:
             return
         box = QMessageBox(self.window)
@@ -326,9 +263,7 @@ class FileActions:
     def start_from_photo_dialog(self) -> None:
         if not self.maybe_save():
             return
-        path, _ = QFileDialog.getOpenFileName(
-            self.window, "Start from a photo", self._dialog_dir(), IMAGE_FILTER
-        )
+        path = self._ask_open("Start from a photo", IMAGE_FILTER)
         if path:
             self.start_from_photo(path)
 
@@ -361,12 +296,7 @@ class FileActions:
             self.feedback.status(f"Imported cartoon style {rest[0]}")
 
     def import_style_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self.window,
-            "Import CartoonGAN style",
-            self._dialog_dir(),
-            "CartoonGAN generator (*.pth *.pt *.safetensors)",
-        )
+        path = self._ask_open("Import CartoonGAN style", STYLE_FILTER)
         if not path:
             return
         default = Path(path).name.split("_net_G")[0].split(".")[0].lower()

@@ -3,9 +3,10 @@
 Wiring only: the canvas and panels report gestures, :class:`DocumentModel` turns
 them into undoable commands, and every document change restarts a short debounce
 timer whose expiry sends one render request to the engine (off the GUI thread).
-The File menu and the appearance photos are controllers the window holds
-(:class:`FileActions` as ``file_actions``, :class:`AppearanceActions` as
-``appearance_actions``); engine jobs come back here and go to the one that asked.
+The File menu, autosave/recovery and the appearance photos are controllers the
+window holds (``file_actions``: :class:`FileActions`, ``autosave_actions``:
+:class:`AutosaveActions`, ``appearance_actions``: :class:`AppearanceActions`);
+engine jobs come back here and go to the one that asked.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from facesketch.ui.engine_client import EngineClient
 from facesketch.ui.files import FileActions, make_action
 from facesketch.ui.landmark_actions import LandmarkActions
 from facesketch.ui.notice import Feedback
+from facesketch.ui.recovery import AutosaveActions
 from facesketch.ui.result_view import ResultView
 from facesketch.ui.settings import AUTOSAVE_CHOICES, Settings
 
@@ -79,8 +81,16 @@ class MainWindow(QMainWindow):
         self.model = DocumentModel(canvas=settings.get("canvas_size"), parent=self)
         self.feedback = Feedback(self)
         self.notice = self.feedback.notice
+        self.autosave_actions = AutosaveActions(self, self.model, self.feedback)
         self.file_actions = FileActions(
-            self, self.model, engine, backend, settings, self.feedback, samples_dir
+            self,
+            self.model,
+            engine,
+            backend,
+            settings,
+            self.feedback,
+            self.autosave_actions,
+            samples_dir,
         )
         self.last_result: RenderResult | None = None
         self.render_count = 0
@@ -131,7 +141,7 @@ class MainWindow(QMainWindow):
         self.render_timer.setInterval(RENDER_DEBOUNCE_MS)
         self.render_timer.timeout.connect(self.request_render)
         self.autosave_timer = QTimer(self)
-        self.autosave_timer.timeout.connect(self.file_actions.autosave)
+        self.autosave_timer.timeout.connect(self.autosave_actions.autosave)
         self.apply_autosave_interval()
 
         self._build_actions()
@@ -425,7 +435,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.autosave_timer.stop()
-        self.file_actions.discard_autosave()
+        self.autosave_actions.discard_autosave()
         self.settings.q.setValue("window_geometry", self.saveGeometry())
         self.settings.sync()
         self.engine.shutdown()

@@ -18,6 +18,10 @@ Decisions worth knowing:
   unreadable file) are listed in ``index.json`` with their reason and not retried
   unless ``--retry-failed``.  The index is rewritten atomically every few hundred
   items and at the end.
+
+About 450 lines on purpose: one pipeline whose passes (faces in a process pool,
+sketches batched in the main process, anime for ``train.cartoon_fast``, the index
+and the contact sheet) share the pool, the index and the resume rules.
 """
 
 from __future__ import annotations

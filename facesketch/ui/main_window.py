@@ -7,6 +7,9 @@ The File menu, autosave/recovery and the appearance photos are controllers the
 window holds (``file_actions``: :class:`FileActions`, ``autosave_actions``:
 :class:`AutosaveActions`, ``appearance_actions``: :class:`AppearanceActions`);
 engine jobs come back here and go to the one that asked.
+
+Over 400 lines on purpose: it is the window's wiring (every widget, action, menu and
+signal connection) in one place; behaviour lives in the controllers and the model.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QLabel,
     QMainWindow,
-    QMenu,
     QSlider,
     QSplitter,
     QTabWidget,
@@ -44,7 +46,7 @@ from facesketch.ui.landmark_actions import LandmarkActions
 from facesketch.ui.notice import Feedback
 from facesketch.ui.recovery import AutosaveActions
 from facesketch.ui.result_view import ResultView
-from facesketch.ui.settings import AUTOSAVE_CHOICES, Settings
+from facesketch.ui.settings import Settings, fill_settings_menu
 
 #: Settings key of each drawing tool's width.
 _WIDTH_KEYS = {PEN: "pen_width", ERASER: "eraser_width"}
@@ -55,12 +57,6 @@ SKETCH_RAW, SKETCH_OVERLAY, SKETCH_BESIDE = (
     "calibrated over strokes",
     "calibrated beside face",
 )
-
-
-def _choice_label(key: str, value: int | str) -> str:
-    if key == "autosave_s":
-        return "off" if not value else f"{value} s" if value < 60 else f"{value // 60} min"
-    return str(value)
 
 
 class MainWindow(QMainWindow):
@@ -238,26 +234,7 @@ class MainWindow(QMainWindow):
             view.addSeparator() if act is None else view.addAction(act)
         view.addAction(self.landmark_actions.act_show)
         self.samples_menu = mb.addMenu("&Samples")
-        self._build_settings_menu(mb.addMenu("Se&ttings"))
-
-    def _build_settings_menu(self, menu: QMenu) -> None:
-        """Device, render size and new-canvas size, persisted in QSettings."""
-        choices = (
-            ("device", "Device (next start)", ("auto", "cpu", "cuda")),
-            ("render_size", "Render size", (256, 512)),
-            ("canvas_size", "Canvas of new sketches", (256, 512)),
-            ("autosave_s", "Autosave every", AUTOSAVE_CHOICES),
-        )
-        for key, title, values in choices:
-            sub = menu.addMenu(title)
-            group = QActionGroup(self)
-            current = self.settings.get(key)
-            for value in values:
-                act = sub.addAction(_choice_label(key, value))
-                act.setCheckable(True)
-                act.setChecked(value == current)
-                group.addAction(act)
-                act.triggered.connect(lambda _c=False, k=key, v=value: self._set_setting(k, v))
+        fill_settings_menu(mb.addMenu("Se&ttings"), self.settings, self._set_setting)
 
     def _set_setting(self, key: str, value: int | str) -> None:
         self.settings.set(key, value)

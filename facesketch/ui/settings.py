@@ -1,11 +1,17 @@
-"""Persistent preferences (QSettings): device, canvas and render size, pens, folders, recents."""
+"""Persistent preferences (QSettings): device, canvas and render size, pens, folders, recents.
+
+Also the Settings menu: the choices offered for each preference (:data:`CHOICES`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QActionGroup
+from PySide6.QtWidgets import QMenu
 
 from facesketch.sketch import DEFAULT_LINE_WIDTH_512
 
@@ -13,6 +19,13 @@ ORGANIZATION, APPLICATION = "facesketch", "facesketch"
 _MAX_RECENT = 8
 #: Autosave intervals the Settings menu offers (seconds; 0 turns autosave off).
 AUTOSAVE_CHOICES = (10, 30, 60, 300, 0)
+#: The Settings menu: key, title, values offered.
+CHOICES: tuple[tuple[str, str, tuple[int | str, ...]], ...] = (
+    ("device", "Device (next start)", ("auto", "cpu", "cuda")),
+    ("render_size", "Render size", (256, 512)),
+    ("canvas_size", "Canvas of new sketches", (256, 512)),
+    ("autosave_s", "Autosave every", AUTOSAVE_CHOICES),
+)
 DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "canvas_size": 512,
@@ -69,3 +82,27 @@ class Settings:
     def sync(self) -> None:
         """Flush to disk."""
         self.q.sync()
+
+
+def choice_label(key: str, value: int | str) -> str:
+    """How the Settings menu shows ``value`` of ``key``."""
+    if key == "autosave_s":
+        return "off" if not value else f"{value} s" if value < 60 else f"{value // 60} min"
+    return str(value)
+
+
+def fill_settings_menu(
+    menu: QMenu, settings: Settings, chosen: Callable[[str, int | str], None]
+) -> None:
+    """One submenu per preference of :data:`CHOICES`, the current value ticked;
+    picking a value calls ``chosen(key, value)``."""
+    for key, title, values in CHOICES:
+        sub = menu.addMenu(title)
+        group = QActionGroup(menu)
+        current = settings.get(key)
+        for value in values:
+            act = sub.addAction(choice_label(key, value))
+            act.setCheckable(True)
+            act.setChecked(value == current)
+            group.addAction(act)
+            act.triggered.connect(lambda _c=False, k=key, v=value: chosen(k, v))

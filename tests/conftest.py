@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import sys
+import threading
+import time
 from pathlib import Path
 
 # Before anything imports Qt: tests never need (or may have) a display.
@@ -33,6 +36,43 @@ def _seed() -> None:
     torch = sys.modules.get("torch")  # not imported here: tests without torch stay fast
     if torch is not None:
         torch.manual_seed(0)
+
+
+#: How long a test's leftover worker threads may take to finish after it (seconds).
+THREAD_JOIN_S = 60.0
+
+
+def _flush_deferred_deletes() -> None:
+    """Really delete the windows pytest-qt closed (``deleteLater`` waits for this)."""
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is None or widgets.QApplication.instance() is None:
+        return  # Qt never started: nothing to delete (and no import of Qt here)
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QCoreApplication.processEvents()
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running():
+    """Each test ends with its worker threads finished and its windows deleted.
+
+    Engine doubles answer on plain threads; one still running (e.g. importing torch
+    for a job) used to run on into the next test, where a second import of torch or
+    a callback into a deleted window crashed the process.  So the suite needed two
+    pytest processes; with this it runs in one.
+    """
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + THREAD_JOIN_S
+    for t in set(threading.enumerate()) - before:
+        if not t.daemon:
+            t.join(max(0.0, deadline - time.monotonic()))
+    _flush_deferred_deletes()
+    stuck = [t.name for t in set(threading.enumerate()) - before if t.is_alive() and not t.daemon]
+    if stuck:
+        pytest.fail(f"the test left threads running after {THREAD_JOIN_S:g} s: {stuck}")
 
 
 @pytest.fixture(scope="session")

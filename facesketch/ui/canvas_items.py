@@ -130,7 +130,11 @@ class WindowItem(QGraphicsRectItem):
         self.refresh()
 
     def _zoom(self) -> float:
-        return max(self.canvas.zoom(), 1e-3)
+        try:
+            self._last_zoom = max(self.canvas.zoom(), 1e-3)
+        except RuntimeError:  # the view is deleted before its scene's items (window closed)
+            pass
+        return getattr(self, "_last_zoom", 1.0)
 
     def tab_rect(self) -> QRectF:
         """The name tab (item coordinates): label size in screen pixels, so divided by zoom."""

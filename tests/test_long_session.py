@@ -124,7 +124,7 @@ def test_a_thousand_strokes_with_undo_redo_moves_and_drops(qtbot, window, tmp_pa
     model.redo()
     # one drop too: its jobs import modules (torch, for gallery suggestions) once, and
     # an import holds thousands of references to None that are not a leak
-    win.file_actions.drop_photo("background", str(photo))
+    win.appearance_actions.drop_photo("background", str(photo))
     qtbot.waitUntil(lambda: model.slot("background") is not None, timeout=60_000)
     _wait_for_jobs(qtbot)
     QApplication.processEvents()
@@ -162,7 +162,7 @@ def test_a_thousand_strokes_with_undo_redo_moves_and_drops(qtbot, window, tmp_pa
         if i % 125 == 0:  # appearance drops, each aligned off-thread
             slot = ("face", *LOCAL_COMPONENTS)[drops % 5]
             drops += 1
-            win.file_actions.drop_photo(slot, str(photo))
+            win.appearance_actions.drop_photo(slot, str(photo))
             qtbot.waitUntil(lambda s=slot: model.slot(s) is not None, timeout=5000)
         if i % 40 == 0:
             QApplication.processEvents()

@@ -75,13 +75,18 @@ class _BrokenBackend(Backend):
         return []
 
 
-def test_window_opens_and_explains_when_the_engine_cannot_start(qtbot, tmp_path, monkeypatch):
+def _window_without_engine(qtbot, tmp_path, monkeypatch) -> MainWindow:
+    """The real window and backend, with a render engine that could not start."""
     monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path))
     backend = _BrokenBackend()
-    service = _start_engine(backend, "auto")
     settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(EngineClient(service), backend, settings, SAMPLES_DIR)
+    win = MainWindow(EngineClient(_start_engine(backend, "auto")), backend, settings, SAMPLES_DIR)
     qtbot.addWidget(win)
+    return win
+
+
+def test_window_opens_and_explains_when_the_engine_cannot_start(qtbot, tmp_path, monkeypatch):
+    win = _window_without_engine(qtbot, tmp_path, monkeypatch)
     win.file_actions.open_sample(DEMO_PROJECT)
     win.show()
     qtbot.waitUntil(lambda: "no weights for fusion" in win.result_view.message, timeout=5000)
@@ -140,22 +145,17 @@ def test_headless_app_renders_the_demo_or_says_why(tmp_path):
 
 
 def test_real_alignment_of_a_dropped_photo_and_a_photo_without_a_face(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path))
-    backend = _BrokenBackend()
-    service = _start_engine(backend, "auto")
-    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    win = MainWindow(EngineClient(service), backend, settings, SAMPLES_DIR)
-    qtbot.addWidget(win)
+    win = _window_without_engine(qtbot, tmp_path, monkeypatch)
     win.show()
     sample = sorted(SAMPLES_DIR.glob("*.jpg"))[1]
     with qtbot.waitSignal(win.model.changed, timeout=60_000):
-        win.file_actions.drop_photo("nose", str(sample), 0)
+        win.appearance_actions.drop_photo("nose", str(sample), 0)
     assert tuple(win.model.slot("nose").paths) == (str(sample),)
     thumb = win.appearance_actions.ref_thumbs[str(sample)]["nose"]
     assert thumb.shape[:2] == (80, 80)  # the aligned nose window at 256
     blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((120, 160, 3), 180, np.uint8))
-    win.file_actions.drop_photo("nose", str(blank), 0)
+    win.appearance_actions.drop_photo("nose", str(blank), 0)
     qtbot.waitUntil(win.notice.isVisible, timeout=60_000)
     assert "no face" in win.notice.text().lower() and "wall.png" in win.notice.text()
     assert tuple(win.model.slot("nose").paths) == (str(sample),)
@@ -214,7 +214,7 @@ def test_a_user_draws_drops_two_photos_cartoonizes_and_exports(qtbot, tmp_path, 
     samples = sorted(SAMPLES_DIR.glob("*.jpg"))
     for component, photo in (("left_eye", samples[1]), ("mouth", samples[2])):
         with qtbot.waitSignal(win.model.changed, timeout=60_000):
-            win.file_actions.drop_photo(component, str(photo), 0)
+            win.appearance_actions.drop_photo(component, str(photo), 0)
         assert tuple(win.model.slot(component).paths) == (str(photo),)
     qtbot.waitUntil(
         lambda: not np.array_equal(win.file_actions.export_array("face"), before), timeout=60_000

@@ -25,11 +25,13 @@ import hashlib
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
+from torch import nn
 
 from facesketch.engine.appearance import AppearanceBank, slot_for
 from facesketch.engine.bundle import NetworkBundle
@@ -79,6 +81,7 @@ class PipelineOutput:
     recomputed: list[str]
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    fusion: str = "fusion"  # which fusion made the face: fusion, or fusion_ref (real pixels)
 
 
 @dataclass
@@ -102,6 +105,7 @@ class FacePipeline:
         device: DeviceSpec | str = "cpu",
         feather: int | None = DEFAULT_FEATHER,
         pattern_period: int | None = None,
+        reference_fusion: nn.Module | str | None = "auto",
     ) -> None:
         self.spec = device if isinstance(device, DeviceSpec) else select_device(device)
         self.bundle = bundle.to(self.spec.module)
@@ -120,6 +124,27 @@ class FacePipeline:
             pattern_period,
         )
         self.pattern_period = self.model.pattern_period
+        # the reference fusion (real pixels), used when its weights exist and a render
+        # is given a warped reference; "auto": fusion_ref beside the bundle's weights
+        if isinstance(reference_fusion, str):
+            reference_fusion = load_reference_fusion(bundle.info.get("weights"))
+        self.ref_model: FaceModel | None = None
+        #: (sketch at the canvas, document) -> (warped reference RGB, validity) or None:
+        #: where :meth:`render` gets a document's reference (the gallery / a dropped photo
+        #: warped to the sketch's landmarks); only asked when a reference fusion is loaded
+        self.reference_provider: (
+            Callable[[np.ndarray, Any], tuple[np.ndarray, np.ndarray] | None] | None
+        ) = None
+        if reference_fusion is not None:
+            self.spec.module(reference_fusion)
+            self.ref_model = FaceModel(
+                dict(self.model.branches.items()),
+                reference_fusion,
+                bundle.scn,
+                bundle.upsampler,
+                feather,
+                pattern_period,
+            )
         self.defaults = {k: self.spec.tensor(v) for k, v in bundle.default_codes.items()}
         missing = [c for c in COMPONENTS if c not in self.defaults]
         if missing:
@@ -159,6 +184,9 @@ class FacePipeline:
         sketch = doc.rasterize(self.canvas)
         raster_ms = (time.perf_counter() - t0) * 1000
         strength = doc.scn_strength if scn_strength is None else scn_strength
+        reference = None
+        if self.ref_model is not None and self.reference_provider is not None:
+            reference = self.reference_provider(sketch, doc)
         out = self.render_sketch(
             sketch,
             doc.layout,
@@ -168,6 +196,7 @@ class FacePipeline:
             geometry_photo=geometry_photo,
             photo_components=photo_components,
             cancel=cancel,
+            reference=reference,
         )
         out.timings["rasterize"] = raster_ms
         out.timings["total"] += raster_ms
@@ -183,6 +212,7 @@ class FacePipeline:
         geometry_photo: np.ndarray | None = None,
         photo_components: Collection[str] = (),
         cancel: Callable[[], bool] | None = None,
+        reference: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> PipelineOutput:
         """Render a gray uint8 sketch image (any size; resized to the internal canvas).
 
@@ -191,6 +221,9 @@ class FacePipeline:
         ``appearance`` maps component names or ``"face"`` to slots (``paths``, ``mix``).
         ``geometry_photo`` (aligned RGB at the internal canvas) replaces the sketch as
         geometry source (through E_image) for ``photo_components``.
+        ``reference``: a photo already warped onto this sketch (uint8 RGB at the internal
+        canvas) and its validity (uint8 or float, 0 = no real pixel there); used by the
+        reference fusion when one is installed (``PipelineOutput.fusion`` says which ran).
         Raises :class:`RenderCancelled` when ``cancel()`` turns true, AppearanceError
         for an unusable reference, ValueError for bad arguments.
         """
@@ -251,15 +284,24 @@ class FacePipeline:
                 recomputed.append(name)
         timings["branches"] = (time.perf_counter() - t) * 1000
 
-        final_key = _digest(*(self._branches[n].key for n in COMPONENTS), size, self.feather)
+        ref = self._check_reference(reference) if self.ref_model is not None else None
+        final_key = _digest(
+            *(self._branches[n].key for n in COMPONENTS),
+            size,
+            self.feather,
+            *(ref if ref is not None else ("no reference",)),
+        )
         if self._last is not None and self._last[0] == final_key:
             prev = self._last[1]
             timings["total"] = (time.perf_counter() - t_start) * 1000
-            return PipelineOutput(prev.face, prev.sketch, [], timings, list(prev.warnings))
+            return PipelineOutput(
+                prev.face, prev.sketch, [], timings, list(prev.warnings), prev.fusion
+            )
         if check():
             raise RenderCancelled
-        face = self._fuse(lay, size, timings, check)
+        face = self._fuse(lay, size, timings, check, ref)
         out = PipelineOutput(face, self._calibrated_sketch(lay, size), recomputed, timings)
+        out.fusion = "fusion_ref" if ref is not None else "fusion"
         if scn_strength > 0 and self.bundle.scn is None:
             out.warnings.append(
                 "no stroke calibration network (scn) is installed: strokes are used as drawn"
@@ -336,15 +378,36 @@ class FacePipeline:
         calibrated = tensor_to_image(x[0])
         if check():
             raise RenderCancelled
+        code = self.appearance.resolve(name, geom, code)  # gallery default look (G)
         feat = model.generate(name, geom, code)
         self._count(f"branch:{name}")
         return _Branch(key, feat, calibrated)
 
+    def _check_reference(
+        self, reference: tuple[np.ndarray, np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if reference is None:
+            return None
+        rgb, valid = (np.asarray(a) for a in reference)
+        side = (self.canvas, self.canvas)
+        if rgb.shape != (*side, 3) or rgb.dtype != np.uint8 or valid.shape[:2] != side:
+            raise ValueError(
+                f"reference must be a warped uint8 RGB {self.canvas}x{self.canvas} image and "
+                f"its validity, got {rgb.dtype} {rgb.shape} and {valid.shape}"
+            )
+        v = valid.astype(np.float32) / (255.0 if valid.dtype == np.uint8 else 1.0)
+        return rgb, (v.reshape(side) > 0.5).astype(np.float32)
+
     def _fuse(
-        self, lay: FaceLayout, size: int, timings: dict[str, float], check: Callable[[], bool]
+        self,
+        lay: FaceLayout,
+        size: int,
+        timings: dict[str, float],
+        check: Callable[[], bool],
+        ref: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         t = time.perf_counter()
-        model = self.model
+        model = self.model if ref is None or self.ref_model is None else self.ref_model
         with torch.inference_mode():
             pasted = model.paste({n: self._branches[n].feat for n in COMPONENTS}, lay)
             sketch = None
@@ -352,7 +415,12 @@ class FacePipeline:
                 sketch = self.spec.tensor(
                     sketch_to_tensor(self._calibrated_sketch(lay, self.canvas))
                 )
-            rgb = model.fuse(pasted, sketch)
+            if ref is None:
+                rgb = model.fuse(pasted, sketch)
+            else:
+                ref_t = self.spec.tensor(image_to_tensor(ref[0]))
+                valid_t = self.spec.tensor(torch.from_numpy(ref[1])[None, None])
+                rgb = model.fuse(pasted, sketch, ref_t, valid_t)
             self._count("fusion")
             timings["fusion"] = (time.perf_counter() - t) * 1000
             if size != self.canvas:
@@ -372,6 +440,25 @@ class FacePipeline:
         if size != self.canvas:
             canvas = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_LINEAR)
         return canvas
+
+
+def load_reference_fusion(weights_dir: str | Path | None) -> nn.Module | None:
+    """The reference fusion (``fusion_ref``) in a weights folder, or None when absent.
+
+    A damaged or mismatched file raises WeightsError like every other network."""
+    if not weights_dir or not Path(weights_dir).is_dir():
+        return None
+    from facesketch.engine.weights import list_weights, load_into
+    from facesketch.models.config import FusionConfig
+    from facesketch.models.fusion import GlobalFusion
+
+    for e in list_weights(Path(weights_dir)):
+        if e.get("network") == "fusion_ref":
+            conf = e["config"]
+            module = GlobalFusion(FusionConfig.from_dict(conf))
+            load_into(module, e["path"], "fusion_ref", conf)
+            return module.eval()
+    return None
 
 
 def render_face(

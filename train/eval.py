@@ -349,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--val-limit", type=int, default=400, help="with --issue: KID val photos")
     ap.add_argument(
+        "--only-reference",
+        action="store_true",
+        help="with --issue: score only the reference fusion's renders",
+    )
+    ap.add_argument(
         "--look",
         choices=("app", "mean"),
         default="app",

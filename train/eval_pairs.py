@@ -109,19 +109,24 @@ def sketch_landmarks(sketches: list[np.ndarray], photo_points: list[Any]) -> tup
 
 
 def evaluate_pairs(args: Any) -> dict:
-    """Render every pair with the shipped / given weights; measures + contact sheet."""
+    """Render every pair at the app's size with the shipped / given weights; measures + sheet."""
     from facesketch.engine.bundle import load_bundle
-    from facesketch.engine.pipeline import FacePipeline
+    from facesketch.engine.pipeline import FacePipeline, load_reference_fusion
     from train.eval import load_sketch_pairs
     from train.face_metrics import FaceMeter, face_measures, kid_measures
 
     weights = args.weights[0] if args.weights else None
     bundle = load_bundle(weights)
-    pipe = FacePipeline(bundle, "cpu", reference_fusion="auto")
+    ref_fusion = None  # the first fusion_ref among the weights folders (e.g. a run's export)
+    for d in args.weights or []:
+        ref_fusion = ref_fusion or load_reference_fusion(d)
+    pipe = FacePipeline(bundle, "cpu", reference_fusion=ref_fusion or "auto")
     if args.look == "mean" and hasattr(pipe.appearance, "gallery_problem"):
         pipe.appearance.gallery_problem = "evaluated with the mean look (--look mean)"
     canvas = bundle.canvas
-    pairs = load_sketch_pairs(args.pairs, canvas, args.limit, lines=not args.raw_drawings)
+    # what a user sees: the app's render size (512 with the 2x head); pairs aligned at it
+    size = canvas * (2 if bundle.upsampler is not None else 1)
+    pairs = load_sketch_pairs(args.pairs, size, args.limit, lines=not args.raw_drawings)
     photos = [tensor_to_image(p["image"]) for p in pairs]
     drawings = [tensor_to_image(p["sketch"]) for p in pairs]
     inputs = [tensor_to_image(p["input"]) for p in pairs]
@@ -129,30 +134,39 @@ def evaluate_pairs(args: Any) -> dict:
     photo_pts = [(r[0] if r is not None else None) for r in (meter(p) for p in photos)]
 
     results: dict[str, Any] = {
+        "size": size,
         "pairs": str(args.pairs),
         "weights": str(weights or "shipped"),
         "look": args.look,
     }
-    renders = {"default look": [pipe.render_sketch(s, size=canvas).face for s in inputs]}
+    renders: dict[str, list[np.ndarray]] = {}
+    if not getattr(args, "only_reference", False):
+        renders["default look"] = [pipe.render_sketch(s, size=size).face for s in inputs]
     if pipe.ref_model is not None or args.warp_only:
         bank = ReferenceBank.load(args.data)
         pts, how = sketch_landmarks(inputs, photo_pts)
         results["reference"] = {"bank": bank.source, "sketch_landmarks": how}
         refs = []
+        scale = canvas / size  # the bank and the fusion work at the internal canvas
         for p in pts:
             if p is None:  # no landmarks: no reference (the engine falls back likewise)
                 refs.append(None)
                 continue
-            refs.append(bank.warped(bank.nearest(p), p))
-        renders["warp only"] = [
-            r[0] if r is not None else np.full_like(photos[0], 128) for r in refs
-        ]
+            q = (np.asarray(p, np.float32) + 0.5) * scale - 0.5
+            refs.append(bank.warped(bank.nearest(q), q))
+        if args.warp_only:
+            renders["warp only"] = [
+                cv2.resize(r[0], (size, size), interpolation=cv2.INTER_CUBIC)
+                if r is not None
+                else np.full_like(photos[0], 128)
+                for r in refs
+            ]
         if pipe.ref_model is not None:
             renders["reference fusion"] = [
-                pipe.render_sketch(s, size=canvas, reference=r).face
+                pipe.render_sketch(s, size=size, reference=r).face
                 for s, r in zip(inputs, refs, strict=True)
             ]
-    val = _val_photos(args.data, args.val_limit) if args.data else []
+    val = _val_photos(args.data, args.val_limit, size) if args.data else []
     for name, faces in renders.items():
         m = face_measures(faces, photos, drawings, meter)
         if val:
@@ -165,10 +179,10 @@ def evaluate_pairs(args: Any) -> dict:
     return results
 
 
-def _val_photos(root: Path, limit: int) -> list[np.ndarray]:
+def _val_photos(root: Path, limit: int, size: int = 512) -> list[np.ndarray]:
     from train.data import FaceDataset
 
-    ds = FaceDataset(root, "val", size=256, augment=False)
+    ds = FaceDataset(root, "val", size=size, augment=False)
     return [ds.arrays(i)[0] for i in range(min(limit, len(ds)))]
 
 
@@ -184,10 +198,15 @@ def contact_sheet(
     for i in range(min(rows, len(sketches))):
         tiles = [cv2.cvtColor(sketches[i], cv2.COLOR_GRAY2RGB), photos[i]]
         tiles += [r[i] for r in renders.values()]
-        big = [cv2.resize(t, (512, 512), interpolation=cv2.INTER_CUBIC) for t in tiles]
+        big = [
+            t if t.shape[0] == 512 else cv2.resize(t, (512, 512), interpolation=cv2.INTER_CUBIC)
+            for t in tiles
+        ]
         crops = []
         for r in renders.values():
-            face = cv2.resize(r[i], (512, 512), interpolation=cv2.INTER_CUBIC)
+            face = r[i]
+            if face.shape[0] != 512:
+                face = cv2.resize(face, (512, 512), interpolation=cv2.INTER_CUBIC)
             eyes = face[150:278, 128:384]  # 256x128 around both eyes
             cheek = face[260:388, 100:228]
             crops.append(

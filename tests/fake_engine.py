@@ -1,8 +1,9 @@
-"""A ``contract.RenderEngine`` double for window tests: answers on other threads, as
-the real render service does, without torch.
+"""Window-test helpers: a ``contract.RenderEngine`` double that answers on other
+threads, as the real render service does, without torch; a shown window on it; a
+mouse stroke.
 
-Subclass it and override :meth:`FakeEngine.render` (what a request renders to);
-jobs run for real on plain threads and come back as ``contract.JobResult``.
+Subclass :class:`FakeEngine` and override :meth:`FakeEngine.render` (what a request
+renders to); jobs run for real on plain threads and come back as ``contract.JobResult``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QMessageBox
 
 from facesketch.engine.contract import (
     JobCallback,
@@ -21,6 +25,10 @@ from facesketch.engine.contract import (
     RenderResult,
     run_job,
 )
+from facesketch.ui.backend import Backend
+from facesketch.ui.engine_client import EngineClient
+from facesketch.ui.main_window import MainWindow
+from facesketch.ui.settings import Settings
 
 
 class FakeEngine:
@@ -74,3 +82,42 @@ class FakeEngine:
 
     def shutdown(self) -> None:
         pass
+
+
+def open_window(
+    qtbot: Any,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: FakeEngine,
+    backend: Backend,
+    canvas: int = 256,
+    size: tuple[int, int] = (1200, 800),
+) -> MainWindow:
+    """A shown main window on ``engine``: its own settings and home under ``tmp_path``,
+    every unsaved-changes question answered Discard, canvas at zoom 1 and centred."""
+    monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path / "home"))
+    discard = QMessageBox.StandardButton.Discard
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: discard)
+    settings = Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    settings.set("canvas_size", canvas)
+    settings.set("last_dir", str(tmp_path))
+    win = MainWindow(EngineClient(engine), backend, settings, samples_dir=None)
+    win.service = engine  # type: ignore[attr-defined]  (tests read what was requested)
+    qtbot.addWidget(win)
+    win.resize(*size)
+    win.show()
+    qtbot.waitExposed(win)
+    qtbot.wait(10)  # the window fits the canvas once shown (a zero timer): let it run first
+    win.canvas.set_zoom(1.0)
+    win.canvas.centerOn(canvas / 2, canvas / 2)
+    return win
+
+
+def draw(qtbot: Any, win: MainWindow, points: Any) -> None:
+    """Drag the mouse over the canvas through ``points`` (canvas pixels)."""
+    vp = win.canvas.viewport()
+    pos = [win.canvas.scene_to_viewport(float(x), float(y)) for x, y in points]
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=pos[0])
+    for p in pos[1:]:
+        qtbot.mouseMove(vp, p)
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=pos[-1])

@@ -26,17 +26,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 pytest.importorskip("pytestqt")
-from fake_engine import FakeEngine  # noqa: E402
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+from fake_engine import FakeEngine, draw, open_window  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from facesketch.engine.contract import RenderRequest, RenderResult  # noqa: E402
 from facesketch.layout import LOCAL_COMPONENTS  # noqa: E402
 from facesketch.ui.backend import Backend  # noqa: E402
 from facesketch.ui.canvas_items import StrokeItem  # noqa: E402
-from facesketch.ui.engine_client import EngineClient  # noqa: E402
 from facesketch.ui.main_window import MainWindow  # noqa: E402
-from facesketch.ui.settings import Settings  # noqa: E402
 
 CANVAS = 256
 REPO = Path(__file__).resolve().parents[1]
@@ -67,29 +65,11 @@ class _Backend(Backend):
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
-    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
-    settings.set("canvas_size", CANVAS)
-    service = _Service()
-    win = MainWindow(EngineClient(service), _Backend(), settings, samples_dir=None)
-    win.service = service
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    win.canvas.set_zoom(1.0)
-    win.canvas.centerOn(CANVAS / 2, CANVAS / 2)
+    win = open_window(qtbot, tmp_path, monkeypatch, _Service(), _Backend(), CANVAS, (1000, 700))
     yield win
 
 
-def _mouse_stroke(qtbot, win: MainWindow, pts: np.ndarray) -> None:
-    vp = win.canvas.viewport()
-    pos = [win.canvas.scene_to_viewport(float(x), float(y)) for x, y in pts]
-    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=pos[0])
-    for p in pos[1:]:
-        qtbot.mouseMove(vp, p)
-    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=pos[-1])
+_mouse_stroke = draw
 
 
 def _scene_order(win: MainWindow) -> list[str]:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from fake_engine import FakeEngine  # noqa: E402
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from fake_engine import FakeEngine, draw, open_window  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
@@ -26,9 +26,7 @@ from facesketch.engine.contract import RenderRequest, RenderResult  # noqa: E402
 from facesketch.layout import NOSE  # noqa: E402
 from facesketch.ui.backend import Backend  # noqa: E402
 from facesketch.ui.canvas import SELECT  # noqa: E402
-from facesketch.ui.engine_client import EngineClient  # noqa: E402
 from facesketch.ui.main_window import MainWindow  # noqa: E402
-from facesketch.ui.settings import Settings  # noqa: E402
 
 CANVAS = 256
 
@@ -71,35 +69,14 @@ class FakeBackend(Backend):
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path / "home"))
-    # never leave a modal box open (pytest-qt closes the window before fixture teardown)
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Discard)
-    q = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    settings = Settings(q)
-    settings.set("canvas_size", CANVAS)
-    settings.set("last_dir", str(tmp_path))
-    service = FakeService()
-    engine = EngineClient(service)
-    win = MainWindow(engine, FakeBackend(), settings, samples_dir=None)
-    win.service = service
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
+    # (open_window answers every question box: pytest-qt closes the window first)
+    win = open_window(qtbot, tmp_path, monkeypatch, FakeService(), FakeBackend(), CANVAS)
     win.activateWindow()
     qtbot.waitUntil(win.isActiveWindow, timeout=2000)  # shortcuts need an active window
-    win.canvas.set_zoom(1.0)
-    win.canvas.centerOn(CANVAS / 2, CANVAS / 2)
     yield win
 
 
-def _draw(qtbot, win: MainWindow, points: list[tuple[float, float]]) -> None:
-    vp = win.canvas.viewport()
-    pos = [win.canvas.scene_to_viewport(x, y) for x, y in points]
-    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=pos[0])
-    for p in pos[1:]:
-        qtbot.mouseMove(vp, p)
-    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=pos[-1])
+_draw = draw
 
 
 def _wait_render(qtbot, win: MainWindow) -> Any:

@@ -103,10 +103,34 @@ def _draw_run(grid: np.ndarray, strokes: Sequence[Stroke], scale: float, diamete
     wide = diameter_q / 4.0 > WIDE_PEN_GRID_PX
     kernel = None if wide else _disc(diameter_q)
     margin = (int(np.ceil(diameter_q / 4.0)) if wide else kernel.shape[0]) + 2
-    allpts = np.concatenate(lines)[:, 0] // one
+    value = PAPER if strokes[0].eraser else INK
+    boxes = [(ln[:, 0].min(axis=0) // one, ln[:, 0].max(axis=0) // one) for ln in lines]
+    lo = np.min([b[0] for b in boxes], axis=0)
+    hi = np.max([b[1] for b in boxes], axis=0)
+    union = float(np.prod(hi - lo + 2 * margin + 1))
+    own = sum(float(np.prod(b[1] - b[0] + 2 * margin + 1)) for b in boxes)
+    if len(lines) > 1 and 2 * own < union:  # scattered strokes: one small mask each
+        for ln, (blo, bhi) in zip(lines, boxes, strict=True):
+            _stamp(grid, [ln], blo, bhi, margin, kernel, diameter_q, value)
+    else:
+        _stamp(grid, lines, lo, hi, margin, kernel, diameter_q, value)
+
+
+def _stamp(
+    grid: np.ndarray,
+    lines: list[np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    margin: int,
+    kernel: np.ndarray | None,
+    diameter_q: int,
+    value: int,
+) -> None:
+    """Centre lines dilated to the pen's disc, painted with ``value`` inside their box."""
+    one = 1 << SHIFT_BITS
     h, w = grid.shape
-    x0, y0 = np.maximum(allpts.min(axis=0) - margin, 0)
-    x1, y1 = np.minimum(allpts.max(axis=0) + margin + 1, [w, h])
+    x0, y0 = np.maximum(lo - margin, 0)
+    x1, y1 = np.minimum(hi + margin + 1, [w, h])
     if x0 >= x1 or y0 >= y1:
         return  # entirely off the canvas
     offset = np.array([x0, y0], np.int32) * one
@@ -120,7 +144,7 @@ def _draw_run(grid: np.ndarray, strokes: Sequence[Stroke], scale: float, diamete
         )
         mask = (dist <= diameter_q / 8.0 + 1e-6).astype(np.uint8)
     region = grid[y0:y1, x0:x1]
-    region[mask > 0] = PAPER if strokes[0].eraser else INK
+    region[mask > 0] = value
 
 
 def rasterize_strokes(

@@ -345,3 +345,23 @@ def test_a_phone_photo_stored_on_its_side_aligns(tmp_path: Path) -> None:
     with pytest.raises(NoFaceError):  # without the tag the face lies on its side
         align_face(read_image(bare), size=256)
     assert align_face(read_image(tagged), size=256).image.shape == (256, 256, 3)
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_special_files_as_cli_style_or_appearance_say_what_they_are(
+    tmp_path: Path, kind: str, capsys, monkeypatch
+) -> None:
+    from facesketch import cli
+    from facesketch.commands import render
+
+    monkeypatch.setattr(render, "load_bundle", lambda _w: pytest.fail("must fail before"))
+    special = _special(tmp_path / "x.pth", kind)
+    with pytest.raises(C.StyleError, match="not a style file"):
+        C.load_style(special, "cpu")
+    ref = _special(tmp_path / "ref.jpg", kind)
+    project = sk.save_project(sk.Document.new(256), tmp_path / "p.json")
+    code = cli.main(
+        ["render", str(project), "-o", str(tmp_path / "f.png"), "--appearance", str(ref)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "not a photo" in err and str(ref) in err, err

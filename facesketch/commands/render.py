@@ -180,8 +180,9 @@ def _appearance_overrides(args: argparse.Namespace) -> dict[str, Any]:
     for key in (FACE, *APPEARANCE_OPTIONS.values()):
         path = getattr(args, f"appearance_{key}", None)
         if path is not None:
-            if not Path(path).is_file():
-                raise ValueError(f"appearance reference {path}: no such file")
+            from facesketch.fileio import MAX_IMAGE_BYTES, check_regular_file
+
+            check_regular_file(path, MAX_IMAGE_BYTES, "photo")  # FileCheckError: ValueError
             out[key] = AppearanceSlot((str(path),), 0.0)
     return out
 
@@ -313,8 +314,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
+        overrides = _appearance_overrides(args)  # cheap checks before loading networks
         pipe = _make_pipeline(args)
-        overrides = _appearance_overrides(args)
         geometry = _geometry(args, pipe.canvas)
         style = _load_style(args.cartoon, pipe) if args.cartoon else None
     except Exception as exc:  # weights, device, style: nothing can run

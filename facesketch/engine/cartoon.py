@@ -275,8 +275,12 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> tuple[str, Path]:
     if p.suffix.lower() in (".safetensors", ".pth", ".pt", ".json") or os.sep in text:
         if p.suffix.lower() == ".json":
             p = p.with_suffix(".safetensors")
-        if not p.is_file():
-            raise StyleError(f"{p}: no such style file")
+        from facesketch.fileio import MAX_WEIGHTS_BYTES, FileCheckError, check_regular_file
+
+        try:  # a FIFO or a device is refused here, not read
+            check_regular_file(p, MAX_WEIGHTS_BYTES, "style file")
+        except FileCheckError as exc:
+            raise StyleError(str(exc).replace("no such file", "no such style file")) from None
         return p.stem.removeprefix(SHIPPED_PREFIX), p
     styles = list_styles()
     for s in styles:

@@ -60,10 +60,11 @@ class ProjectError(ValueError):
 
 
 # -- limits ------------------------------------------------------------------------
-#: Most strokes a project may hold (a detailed drawing has a few thousand).
-MAX_STROKES = 50_000
+#: Most strokes a project may hold (a detailed drawing has a few thousand; at the
+#: limit a render takes seconds, see bench/raster_limits.py).
+MAX_STROKES = 20_000
 #: Most points in all strokes together.
-MAX_POINTS = 2_000_000
+MAX_POINTS = 1_000_000
 #: Smallest and largest canvas side a project may have (the app draws 256 or 512).
 MIN_CANVAS, MAX_CANVAS = 16, 4096
 #: Longest number text accepted in a project (int or float digits).

@@ -288,3 +288,16 @@ def test_gallery_ships_in_the_wheel():
     assert {"gallery.npz", "gallery.json", "gallery.md"} <= set(files)
     for name in files:
         assert not any(fnmatch.fnmatch(f"gallery/{name}", pat) for pat in excluded), name
+
+
+def test_a_gallery_of_other_networks_falls_back_to_the_mean_look(tmp_path, monkeypatch):
+    """Networks whose latents have another size than the gallery's: mean look, a reason."""
+    bundle = random_bundle(TINY, seed=0)
+    gal = make_gallery(tmp_path, m=6, geo_dim={c: 7 for c in COMPONENTS})
+    monkeypatch.setattr(app_mod, "_checked_gallery", lambda: gal)
+    sk = face_sketch(TINY.canvas)
+    mean = _pipe(bundle, "mean").render_sketch(sk, size=TINY.canvas).face
+    pipe = _pipe(bundle, "gallery")
+    assert np.array_equal(pipe.render_sketch(sk, size=TINY.canvas).face, mean)
+    assert "does not fit these networks" in pipe.appearance.gallery_problem
+    assert pipe.appearance.suggestions == {}

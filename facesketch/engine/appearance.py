@@ -201,6 +201,7 @@ class AppearanceBank:
         #: why the gallery is not used (once it failed to load), else None
         self.gallery_problem: str | None = None
         self._gallery: Any = None
+        self._defaults: dict[str, torch.Tensor] = {}  # mean codes, if the gallery fails late
         self._gallery_loader: Callable[[], Any] = _checked_gallery
 
     def gallery(self) -> Any:
@@ -224,12 +225,17 @@ class AppearanceBank:
         """
         gal = self.gallery()
         if gal is not None:
-            self.suggestions[component] = gal.suggest(component, geom, self.gallery_k)
+            try:
+                self.suggestions[component] = gal.suggest(component, geom, self.gallery_k)
+            except ValueError as exc:  # latents of other networks (another latent size)
+                self.gallery_problem = f"the gallery does not fit these networks ({exc})"
+                self._gallery = gal = None
+                self.suggestions.clear()
             _last.update(look=self.default_look, suggestions=dict(self.suggestions))
         if code is not None:
             return code
-        if gal is None:  # slot_code gives None only with a gallery loaded
-            raise AppearanceError(self.gallery_problem or "the face gallery is not loaded")
+        if gal is None:  # the gallery turned out unusable: the mean look after all
+            return self._defaults[component]
         blend = gal.blend(component, self.suggestions[component])
         return torch.as_tensor(blend, dtype=geom.dtype, device=geom.device)[None]
 
@@ -271,6 +277,7 @@ class AppearanceBank:
         """
         paths = tuple(getattr(slot, "paths", ()) or ()) if slot is not None else ()
         if not paths:
+            self._defaults[component] = default
             if self.default_look == "gallery" and self.gallery() is not None:
                 # resolved from the geometry latent by resolve(); the key names the
                 # gallery, and the branch key holds the crop the latent comes from

@@ -119,3 +119,69 @@ def test_heldout_selfies_are_never_training_photos(tmp_path: Path) -> None:
     stems = [f"female_{i}" for i in range(200)]
     held = [s for s in stems if is_heldout(s)]
     assert 5 < len(held) < 40  # about one in ten
+
+
+# -- keeping the best of a run -------------------------------------------------------------
+def test_color_loss_pins_broad_colours_but_leaves_lines_free() -> None:
+    from train.kid_monitor import color_loss
+
+    g = torch.Generator().manual_seed(0)
+    photo = torch.rand(2, 3, 64, 64, generator=g) * 2 - 1
+    lined = photo.clone()
+    lined[..., ::8, :] = -1.0  # thin dark outlines every 8 rows
+    tinted = photo.clone()
+    tinted[:, 0] += (lined - photo).abs().mean() * 3  # a red cast of about the same size
+    assert color_loss(photo, photo).item() == pytest.approx(0.0, abs=1e-6)
+    assert color_loss(tinted, photo) > 1.5 * color_loss(lined, photo)
+
+
+def test_ema_follows_the_model_slowly() -> None:
+    from train.kid_monitor import ema_update
+
+    model, ema = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    ema.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    before = ema.weight.clone()
+    ema_update(ema, model, 0.9)
+    assert torch.allclose(ema.weight, before + 0.1)
+    ema_update(ema, model, 0.0)
+    assert torch.equal(ema.weight, model.weight)
+
+
+@needs_effnet
+def test_kid_monitor_exports_best_and_last_and_survives_a_resume(tmp_path: Path) -> None:
+    import cv2
+
+    from facesketch.engine.cartoon import load_style, stylize
+    from facesketch.models.cartoon import CartoonConfig, CartoonGenerator
+    from train.cartoon_fast import is_heldout
+    from train.kid_monitor import KidMonitor
+    from train.projected import EffNetFeatures
+
+    rng = np.random.default_rng(0)
+    selfies, anime = tmp_path / "selfies", tmp_path / "anime"
+    selfies.mkdir()
+    anime.mkdir()
+    names = [f"p{i}" for i in range(200) if is_heldout(f"p{i}")][:4]
+    for n in names + ["not_held_out_maybe"]:
+        cv2.imwrite(str(selfies / f"{n}.png"), rng.integers(0, 255, (80, 64, 3), np.uint8))
+    for i in range(6):
+        cv2.imwrite(str(anime / f"a{i}.png"), np.full((64, 64, 3), 40 * i, np.uint8))
+    run = tmp_path / "run"
+    mon = KidMonitor(run, n=4, selfies=selfies, anime=anime, cache=None, size=32)
+    assert len(mon.photos) == 4  # only held-out selfies
+    feat = EffNetFeatures()
+    gen = CartoonGenerator(CartoonConfig(8, 1, 8))
+    manifest = {"stem": "cartoon-x", "network": "cartoon", "config": gen.cfg.to_dict()}
+    v1, best1 = mon.update(10, gen, feat, dict(manifest))
+    v2, best2 = mon.update(20, gen, feat, dict(manifest))  # the same weights: not better
+    assert best1 and not best2 and v1 == pytest.approx(v2)
+    best = json.loads((run / "best" / "cartoon-x.json").read_text())
+    last = json.loads((run / "last" / "cartoon-x.json").read_text())
+    assert best["steps"] == 10 and last["steps"] == 20
+    assert best["metrics"]["quick_kid_x1000"] == pytest.approx(v1, abs=0.01)
+    st = load_style(run / "best" / "cartoon-x.safetensors", device="cpu")
+    assert stylize(mon.photos[0], st).shape == (32, 32, 3)  # a loadable fp16 style
+    again = KidMonitor(run, n=4, selfies=selfies, anime=anime, cache=None, size=32)
+    assert again.state["best_step"] == 10 and len(again.state["history"]) == 2

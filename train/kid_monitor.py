@@ -100,7 +100,7 @@ class KidMonitor:
         self._save(generator, self.run_dir / "last" / f"{stem}.safetensors", meta)
         if best:
             self._save(generator, self.run_dir / "best" / f"{stem}.safetensors", meta)
-            self.state.update(best_kid=round(value, 3), best_step=step)
+            self.state.update(best_kid=value, best_step=step)
         self.state["elapsed_s"] = round(self.elapsed_s(), 1)
         self.state.setdefault("history", []).append(
             {"step": step, "kid_x1000": round(value, 2), "s": round(time.monotonic() - t0, 1)}

@@ -133,7 +133,7 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
     )
 
     lay = base.layout.scaled(pipe.canvas)
-    sk = base.render_sketch(pipe.canvas)
+    sk = base.rasterize(pipe.canvas)
     scn = pipe.bundle.scn
     scn_ms = None
     if scn is not None:
@@ -163,9 +163,11 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
             f"{n} {x.shape[-1]}px": _median_ms(one(x), repeats)
             for n, x in zip(COMPONENTS, inputs, strict=True)
         }
+    lm = landmark_figures(pipe, base, size, repeats)
     return {
         "device": pipe.spec.describe(),
         "size": size,
+        **lm,
         "full_render_ms": full_ms,
         "component_edit_ms": edit_ms,
         "appearance_change_ms": app_ms,
@@ -174,6 +176,46 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
         "weights": bundle.info.get("weights", "shipped"),
         "threads": torch.get_num_threads(),
         "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews times
+    }
+
+
+def landmark_figures(pipe: FacePipeline, base: Document, size: int, repeats: int) -> dict:
+    """Sketch landmarks (issue 16): the network at its 128 input, and "Follow my drawing"
+    on the face drawn at 0.6x off-centre (landmarks + canonical render + warp back) next
+    to the plain render of that drawing, both from cold caches."""
+    from facesketch.engine.landmarks import LandmarkPredictor, render_following
+    from facesketch.engine.weights import WeightsError
+
+    try:
+        pred = LandmarkPredictor(pipe.spec)
+    except (WeightsError, OSError) as exc:
+        return {"landmarks_ms": None, "landmarks_note": str(exc)[:120]}
+    c = base.canvas / 2
+    small = base.copy()
+    small.strokes = [
+        Stroke((s.points - c) * 0.6 + c - np.float32(0.18 * base.canvas), s.width * 0.6)
+        for s in base.strokes
+    ]
+    sketch = small.rasterize(pipe.canvas)
+
+    def predict(_i):
+        pred._cache.clear()
+        pred.predict(sketch)
+
+    def plain(_i):
+        pipe.clear_cache()
+        pipe.render(small.snapshot(), size=size)
+
+    def follow(_i):
+        pipe.clear_cache()
+        pred._cache.clear()
+        render_following(pipe, small.snapshot(), pred, size=size)
+
+    plain_ms, follow_ms = _median_ms(plain, repeats), _median_ms(follow, repeats)
+    return {
+        f"landmarks_ms ({pred.size}px)": _median_ms(predict, repeats),
+        "follow_full_render_ms": follow_ms,
+        "follow_extra_ms": round(follow_ms - plain_ms, 1),
     }
 
 

@@ -99,10 +99,10 @@ def test_picking_a_suggested_face_sets_the_slot_undoably_and_saves(qtbot, tmp_pa
     win.show()
     win.model.set_scn(0.3)  # any edit renders; the render asks for suggestions
     row = win.appearance.slots["nose"].suggested
-    qtbot.waitUntil(lambda: row.isVisible() and row.buttons[0].isVisible(), timeout=10000)
+    qtbot.waitUntil(lambda: row.isVisible() and row.buttons[0].isVisible(), timeout=30000)
     assert row.title.text() == "look from"  # gallery look, no photo in the slot
     assert row.buttons[0].text() == "70%"
-    with qtbot.waitSignal(win.model.changed, timeout=10000):
+    with qtbot.waitSignal(win.model.changed, timeout=30000):
         row.buttons[0].click()  # the real engine thumbnails of gallery face 3
     assert tuple(win.model.slot("nose").paths) == ("gallery:3",)
     assert not win.appearance.slots["nose"].first.pixmap().isNull()

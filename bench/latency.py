@@ -126,6 +126,19 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
     edit_ms = _median_ms(lambda i: render(nose_stroke(base, i + 1)), repeats)
     assert render(nose_stroke(base, repeats + 2)).recomputed == ["nose"]
 
+    # gallery default look (issue 16): k nearest + LLE blend for every re-run part
+    gallery_edit_ms = gallery_lookup_ms = None
+    gal = pipe.appearance.gallery()
+    if gal is not None:
+        pipe.appearance.default_look = "gallery"
+        render(base)
+        gallery_edit_ms = _median_ms(lambda i: render(nose_stroke(base, i + 100)), repeats)
+        geoms = {c: torch.randn(1, gal.geometry[c].shape[1] // 16, 16, 16) for c in COMPONENTS}
+        gallery_lookup_ms = _median_ms(
+            lambda _i: [pipe.appearance.resolve(c, g, None) for c, g in geoms.items()], repeats
+        )
+        pipe.appearance.default_look = "mean"
+
     render(base, {"face": AppearanceSlot(refs, 0.0)})  # encode both references once
     render(base, {"face": AppearanceSlot(refs, 1.0)})
     app_ms = _median_ms(
@@ -171,6 +184,8 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
         "full_render_ms": full_ms,
         "component_edit_ms": edit_ms,
         "appearance_change_ms": app_ms,
+        "gallery_look_edit_ms": gallery_edit_ms,
+        "gallery_lookup_all_parts_ms": gallery_lookup_ms,
         "scn_ms": scn_ms,
         "scn_ms_per_crop": scn_crop_ms if scn is not None else None,
         "weights": bundle.info.get("weights", "shipped"),

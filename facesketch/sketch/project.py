@@ -79,8 +79,13 @@ def _float_text(values: np.ndarray) -> list[float]:
     return [float(str(v)) for v in np.asarray(values, np.float32).ravel()]
 
 
+#: An appearance reference naming a face of the shipped gallery, ``gallery:<n>``
+#: (facesketch.engine.gallery), not a file: saved and loaded as it is.
+GALLERY_PREFIX = "gallery:"
+
+
 def _encode_path(path: str, base: Path | None) -> str:
-    if base is None:
+    if base is None or path.startswith(GALLERY_PREFIX):
         return path
     path = os.path.abspath(path)  # a relative path meant the working folder
     try:
@@ -93,6 +98,11 @@ def _encode_path(path: str, base: Path | None) -> str:
 
 
 def _decode_path(path: str, base: Path | None) -> str:
+    if path.startswith(GALLERY_PREFIX):
+        tail = path[len(GALLERY_PREFIX) :]
+        if not (tail.isdigit() and len(tail) <= 6):
+            raise ValueError(f"bad gallery reference {path!r}: expected gallery:<face number>")
+        return path
     if base is None or os.path.isabs(path):
         return path
     return os.path.normpath(os.path.join(base, path))

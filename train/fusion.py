@@ -99,9 +99,7 @@ class FusionTask(loop.Task):
 
     def features(self, batch: dict[str, torch.Tensor], grad: bool = False) -> torch.Tensor:
         with torch.set_grad_enabled(grad), self.ctx.autocast():
-            return pasted_features(
-                self.model, self.layout, batch["sketch"], batch["image"]
-            ).float()
+            return pasted_features(self.model, self.layout, batch["sketch"], batch["image"]).float()
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         t = self.tcfg

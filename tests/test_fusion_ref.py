@@ -112,6 +112,8 @@ def test_fusion_ref_trains_resumes_and_exports(tmp_path):
         "--set",
         "task.locals_from=random",
         "--set",
+        "task.init_fusion=none",  # the shipped fusion is of the lite sizes
+        "--set",
         "task.crop=32",
         "--set",
         "task.hed_side=32",

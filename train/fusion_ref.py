@@ -138,7 +138,13 @@ def warm_start(fusion: GlobalFusion, source: str) -> GlobalFusion:
 
     path = shipped_weights_dir() / "fusion.safetensors" if source == "shipped" else Path(source)
     state, _ = load_state_dict(path, "fusion")
-    return init_from_transposed(fusion, {k: v.float() for k, v in state.items()})
+    try:
+        return init_from_transposed(fusion, {k: v.float() for k, v in state.items()})
+    except (KeyError, RuntimeError) as exc:
+        raise ValueError(
+            f"task.init_fusion={source}: {path} does not fit this fusion config ({exc}); "
+            "use task.init_fusion=none"
+        ) from None
 
 
 def load_shipped_locals(cfg: LocalConfig, directory: str | None) -> dict[str, ComponentModel]:

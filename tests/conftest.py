@@ -75,6 +75,27 @@ def _nothing_left_running():
         pytest.fail(f"the test left threads running after {THREAD_JOIN_S:g} s: {stuck}")
 
 
+@pytest.fixture(autouse=True)
+def _no_blocking_questions(monkeypatch: pytest.MonkeyPatch):
+    """A modal question a test did not answer fails it instead of hanging the suite.
+
+    Closing a window with unsaved changes asks "Save them?"; offscreen nobody clicks,
+    so the run would wait forever.  Tests that mean to answer patch it themselves.
+    """
+    asked: list[str] = []
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is not None:
+
+        def unexpected(_parent, title, text, *args, **kwargs):
+            asked.append(f"{title}: {text}")
+            return widgets.QMessageBox.StandardButton.Discard
+
+        monkeypatch.setattr(widgets.QMessageBox, "question", unexpected)
+    yield
+    if asked:
+        pytest.fail(f"the test left a modal question unanswered: {asked}")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the repository, or skip the test when it is absent."""

@@ -83,7 +83,11 @@ def test_ink_and_proportions_are_undoable_saved_and_rendered(qtbot, window, tmp_
     panel.proportions.setValue(60)
     want = CartoonSettings(ink=True, ink_width=2.5, ink_darkness=0.4, proportions=0.6)
     assert model.doc.cartoon == want and model.modified
-    qtbot.waitUntil(lambda: window.service.requests[-1].document.cartoon == want)
+    qtbot.waitUntil(
+        lambda: (
+            bool(window.service.requests) and window.service.requests[-1].document.cartoon == want
+        )
+    )
 
     model.undo()  # one step per change: proportions first
     assert model.doc.cartoon == want.with_(proportions=0.0)

@@ -360,7 +360,7 @@ def test_shipped_networks_take_the_reference_colour(tmp_path):
     from facesketch.sketch import load_project
 
     pipe = FacePipeline(load_bundle(SHIPPED), "cpu")
-    sketch = load_project(SAMPLES / "demo.json").render_sketch(pipe.canvas)
+    sketch = load_project(SAMPLES / "demo.json").rasterize(pipe.canvas)
     photo = cv2.imread(str(SAMPLES / "sample-b.jpg")).astype(np.float32)
     tinted = {}
     for name, gain in (("red", (0.55, 0.75, 1.35)), ("blue", (1.35, 0.9, 0.6))):  # BGR gains

@@ -111,6 +111,7 @@ def test_picking_a_suggested_face_sets_the_slot_undoably_and_saves(qtbot, tmp_pa
     assert tuple(load_project(path).appearance["nose"].paths) == ("gallery:3",)
     win.model.undo()
     assert win.model.slot("nose") is None or not win.model.slot("nose").paths
+    win.model.modified = False  # closing asks nothing: the edits were checked, not kept
 
 
 def test_project_refuses_a_malformed_gallery_reference(tmp_path):

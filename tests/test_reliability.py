@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_cartoon import _official_state  # the authors' key names, one definition
 
 import facesketch.sketch as sk
 from facesketch.engine import cartoon as C
@@ -163,17 +164,6 @@ def test_a_temp_file_of_a_running_save_is_left_alone(tmp_path: Path) -> None:
 
 
 # -- item 8: imported styles -----------------------------------------------------------
-def _official_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    ours = CartoonGenerator(TINY).state_dict()
-    back = {v: k for k, v in C._official_key_map(TINY.n_res).items()}
-    out = {}
-    for key, t in ours.items():
-        prefix, _, leaf = key.rpartition(".")
-        out[f"{back[prefix]}.{leaf}"] = torch.randn_like(t) * 0.2 + (1.0 if leaf == "scale" else 0)
-    return out
-
-
 @pytest.fixture
 def styles_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path / "home"))

@@ -23,6 +23,9 @@ samples (HED-VGG: where edges matter).
 
     python -m train.fusion_ref --data /work/cache/prepared --set train.threads=1
     python -m train.fusion_ref --synthetic --max-steps 4 --run-dir /tmp/fr   # smoke run
+
+Why one ~400-line module: the reference sampling (self / other / none) and the losses that
+depend on which was drawn belong to one Task; the networks are in models/, the metrics elsewhere.
 """
 
 from __future__ import annotations

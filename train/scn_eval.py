@@ -33,49 +33,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from train.face_metrics import FaceMeter, landmark_error
 from train.scn import EVAL_SEED_BASE
 
 #: Offset of the evaluation seeds past the validation seeds of train.scn.
 EVAL_SEED_OFFSET = 100_000
 #: Largest F1 a clean sketch may lose to calibration at the chosen strength.
 CLEAN_LOSS_MAX = 0.03
-
-
-class FaceMeter:
-    """dlib landmarks + face descriptors of rendered faces (loaded lazily: dlib here only)."""
-
-    def __init__(self) -> None:
-        import dlib
-
-        from facesketch.face.detect import landmark_model_path
-
-        models = landmark_model_path().parent
-        self.detector = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(models / "shape_predictor_68_face_landmarks.dat"))
-        self.encoder = dlib.face_recognition_model_v1(
-            str(models / "dlib_face_recognition_resnet_model_v1.dat")
-        )
-        self.dlib = dlib
-
-    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """(68 landmarks, 128-d descriptor) of the most confident face, or None."""
-        img = np.ascontiguousarray(rgb)
-        rects, scores, _ = self.detector.run(img, 0, 0.0)
-        if not rects:  # small faces: once more, up-sampled
-            rects, scores, _ = self.detector.run(img, 1, 0.0)
-        if not rects:
-            return None
-        rect = rects[int(np.argmax(scores))]
-        shape = self.predictor(img, rect)
-        pts = np.array([(p.x, p.y) for p in shape.parts()], np.float64)
-        desc = np.array(self.encoder.compute_face_descriptor(img, shape))
-        return pts, desc
-
-
-def landmark_error(a: np.ndarray, ref: np.ndarray) -> float:
-    """Mean landmark distance over the reference's inter-ocular distance (eye centres)."""
-    iod = np.linalg.norm(ref[36:42].mean(0) - ref[42:48].mean(0))
-    return float(np.linalg.norm(a - ref, axis=1).mean() / max(iod, 1e-6))
 
 
 def calibrate(scn: Any, sketch: np.ndarray, strength: float, canvas: int = 256) -> np.ndarray:

@@ -7,6 +7,9 @@ authors' ``<Style>_net_G_float.pth``) are converted once and stored in the user'
 styles folder, never in the repository.  The manifest's ``input_order`` says
 whether a generator expects RGB (ours) or BGR (the authors'), so callers always
 pass RGB and never think about it.
+
+Why one ~450-line module: a style's import, checks, loading and stylization share the
+manifest format and the BGR/RGB rule; splitting them would spread that one contract.
 """
 
 from __future__ import annotations

@@ -323,7 +323,7 @@ def render_following(
     ``warnings`` say nothing: a drawing that is not yet a face renders as drawn."""
     t0 = time.perf_counter()
     canvas = pipe.canvas
-    sketch = doc.rasterize(canvas) if hasattr(doc, "rasterize") else doc.render_sketch(canvas)
+    sketch = doc.rasterize(canvas)
     fit, problem = None, None
     if has_ink(sketch):
         from facesketch.engine.weights import WeightsError

@@ -4,6 +4,9 @@ A QGraphicsView over a scene in document canvas pixels.  The canvas never edits 
 document itself: it emits what the person did (a finished stroke, strokes moved or
 deleted, a window dragged) and the main window turns that into an undoable
 command, then calls :meth:`SketchCanvas.sync` with the new document.
+
+Why one ~450-line module: it is one QGraphicsView whose tools (pen, eraser, selection,
+window drags, zoom/pan) share the same mouse events and scene; the items are in canvas_items.
 """
 
 from __future__ import annotations

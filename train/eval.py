@@ -247,22 +247,11 @@ def load_sketch_pairs(
     get: with ``lines``, shaded drawings turned into line sketches as ``facesketch
     render`` does."""
     from facesketch.engine.sketchify import drawing_to_lines, is_shaded_drawing
-    from facesketch.face import align_face
-    from facesketch.face.sketch_pairs import align_sketch_with_photo, paired_photo
-    from facesketch.imaging import image_to_tensor, read_image, read_sketch
+    from facesketch.face.sketch_pairs import aligned_pairs, print_skipped
+    from facesketch.imaging import image_to_tensor
 
-    lay = FaceLayout.default(canvas)
     items = []
-    for path in sorted((root / "sketch").iterdir())[:limit]:
-        photo_path = paired_photo(path)
-        if photo_path is None:
-            continue
-        try:
-            aligned = align_face(read_image(photo_path), size=canvas, layout=lay)
-            sketch = align_sketch_with_photo(read_sketch(path), photo_path, canvas)
-        except Exception as exc:  # no face, unreadable file: report and go on
-            print(f"skipped {path.name}: {exc}")
-            continue
+    for _path, aligned, sketch in aligned_pairs(root, canvas, limit, print_skipped):
         mask = (np.asarray(aligned.mask) > 0).astype(np.float32)
         drawn = drawing_to_lines(sketch) if lines and is_shaded_drawing(sketch) else sketch
         items.append(

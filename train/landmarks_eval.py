@@ -56,23 +56,10 @@ def _sheet_tile(sketch: np.ndarray, pred: np.ndarray, target: np.ndarray) -> np.
 def cuhk_pairs(root: Path, limit: int | None = None) -> list[dict[str, Any]]:
     """CUHK sketch/photo pairs on the 256 layout: raw drawing, line version, targets."""
     from facesketch.engine.sketchify import drawing_to_lines, is_shaded_drawing
-    from facesketch.face import align_face
-    from facesketch.face.sketch_pairs import align_sketch_with_photo, paired_photo
-    from facesketch.imaging import read_image, read_sketch
-    from facesketch.layout import FaceLayout
+    from facesketch.face.sketch_pairs import aligned_pairs, print_skipped
 
-    lay = FaceLayout.default(SOURCE_SIZE)
     out = []
-    for path in sorted((root / "sketch").iterdir())[:limit]:
-        photo = paired_photo(path)
-        if photo is None:
-            continue
-        try:
-            aligned = align_face(read_image(photo), size=SOURCE_SIZE, layout=lay)
-            sketch = align_sketch_with_photo(read_sketch(path), photo, SOURCE_SIZE)
-        except Exception as exc:  # no face in the photo, unreadable: report and go on
-            print(f"skipped {path.name}: {exc}")
-            continue
+    for path, aligned, sketch in aligned_pairs(root, SOURCE_SIZE, limit, print_skipped):
         lines = drawing_to_lines(sketch) if is_shaded_drawing(sketch) else sketch
         out.append({"name": path.stem, "raw": sketch, "lines": lines, "target": aligned.landmarks})
     return out

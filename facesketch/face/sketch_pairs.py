@@ -9,7 +9,9 @@ use this, so the CLI and the evaluation see artist sketches the same way.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,19 +38,60 @@ def paired_photo(sketch_path: Path) -> Path | None:
     return None
 
 
-def align_sketch_with_photo(sketch: np.ndarray, photo_path: Path, canvas: int) -> np.ndarray:
-    """Warp ``sketch`` by the alignment that dlib finds for the (pixel-aligned) photo."""
+def _warp_sketch(
+    sketch: np.ndarray, matrix: np.ndarray, photo_shape: tuple, canvas: int
+) -> np.ndarray:
+    """The sketch through the photo's alignment (its pixels scaled to the photo's)."""
     import cv2
 
+    m = np.asarray(matrix, np.float64).copy()
+    ph, pw = photo_shape[:2]
+    sh, sw = sketch.shape[:2]
+    m[:, 0] *= pw / sw  # sketch pixels -> photo pixels -> aligned canvas
+    m[:, 1] *= ph / sh
+    return cv2.warpAffine(sketch, m, (canvas, canvas), flags=cv2.INTER_LINEAR, borderValue=255)
+
+
+def align_sketch_with_photo(sketch: np.ndarray, photo_path: Path, canvas: int) -> np.ndarray:
+    """Warp ``sketch`` by the alignment that dlib finds for the (pixel-aligned) photo."""
     from facesketch.face import align_face
     from facesketch.imaging import read_image
     from facesketch.layout import FaceLayout
 
     photo = read_image(photo_path)
     aligned = align_face(photo, size=canvas, layout=FaceLayout.default(canvas))
-    matrix = np.asarray(aligned.matrix, np.float64).copy()
-    ph, pw = photo.shape[:2]
-    sh, sw = sketch.shape[:2]
-    matrix[:, 0] *= pw / sw  # sketch pixels -> photo pixels -> aligned canvas
-    matrix[:, 1] *= ph / sh
-    return cv2.warpAffine(sketch, matrix, (canvas, canvas), flags=cv2.INTER_LINEAR, borderValue=255)
+    return _warp_sketch(sketch, aligned.matrix, photo.shape, canvas)
+
+
+def print_skipped(path: Path, exc: Exception) -> None:
+    """The evaluations' report of a pair they could not use."""
+    print(f"skipped {path.name}: {exc}")
+
+
+def aligned_pairs(
+    root: Path,
+    canvas: int,
+    limit: int | None = None,
+    on_skip: Callable[[Path, Exception], None] | None = None,
+) -> Iterator[tuple[Path, Any, np.ndarray]]:
+    """``(sketch path, AlignedFace of its photo, sketch on that alignment)`` for every pair
+    under ``root/sketch`` + ``root/photo`` (one alignment per pair); pairs without a
+    photo are passed over, unusable ones (no face, unreadable) reported to ``on_skip``."""
+    from facesketch.face import align_face
+    from facesketch.imaging import read_image, read_sketch
+    from facesketch.layout import FaceLayout
+
+    lay = FaceLayout.default(canvas)
+    for path in sorted((Path(root) / "sketch").iterdir())[:limit]:
+        photo_path = paired_photo(path)
+        if photo_path is None:
+            continue
+        try:
+            photo = read_image(photo_path)
+            aligned = align_face(photo, size=canvas, layout=lay)
+            sketch = _warp_sketch(read_sketch(path), aligned.matrix, photo.shape, canvas)
+        except Exception as exc:  # no face in the photo, unreadable file: report, go on
+            if on_skip is not None:
+                on_skip(path, exc)
+            continue
+        yield path, aligned, sketch

@@ -92,9 +92,11 @@ def open_window(
     backend: Backend,
     canvas: int = 256,
     size: tuple[int, int] = (1200, 800),
+    zoom_one: bool = True,
 ) -> MainWindow:
     """A shown main window on ``engine``: its own settings and home under ``tmp_path``,
-    every unsaved-changes question answered Discard, canvas at zoom 1 and centred."""
+    every unsaved-changes question answered Discard, canvas at zoom 1 and centred
+    (``zoom_one=False``: as the window fitted it at start)."""
     monkeypatch.setenv("FACESKETCH_HOME", str(tmp_path / "home"))
     discard = QMessageBox.StandardButton.Discard
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: discard)
@@ -108,8 +110,9 @@ def open_window(
     win.show()
     qtbot.waitExposed(win)
     qtbot.wait(10)  # the window fits the canvas once shown (a zero timer): let it run first
-    win.canvas.set_zoom(1.0)
-    win.canvas.centerOn(canvas / 2, canvas / 2)
+    if zoom_one:
+        win.canvas.set_zoom(1.0)
+        win.canvas.centerOn(canvas / 2, canvas / 2)
     return win
 
 

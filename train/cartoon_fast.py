@@ -44,7 +44,7 @@ from facesketch.models.cartoon import (
 )
 from facesketch.models.filters import DEFAULT_PERIOD
 from train import loop, projected, whitebox
-from train.cartoongan import CartoonTask, SyntheticAnime, list_images
+from train.cartoongan import CartoonTask, SyntheticAnime, list_images, load_square
 from train.edge_smooth import edge_smooth
 from train.kid_monitor import KidMonitor, color_loss, ema_update
 
@@ -60,6 +60,13 @@ def is_heldout(stem: str) -> bool:
 def heldout_selfies(folder: str | Path) -> list[Path]:
     """The held-out selfies of the raw selfie folder (sorted)."""
     return [f for f in list_images([folder]) if is_heldout(f.stem)]
+
+
+def _heldout_file(p: Path) -> bool:
+    """A held-out selfie, prepared (``selfies_<stem>``) or raw (in a ``selfies`` folder)."""
+    if p.stem.startswith("selfies_"):
+        return is_heldout(p.stem[8:])
+    return p.parent.name == "selfies" and is_heldout(p.stem)
 
 
 class PairedFolders(Dataset):
@@ -94,7 +101,7 @@ class PairedFolders(Dataset):
         rng = np.random.default_rng(np.random.randint(2**31) if self.train else i)
         a = self.anime[int(rng.integers(len(self.anime))) if self.train else i % len(self.anime)]
         cartoon = read_image(a)
-        imgs = [read_image(self.photos[i]), cartoon, self._smooth(a, cartoon)]
+        imgs = [load_square(self.photos[i], 256), cartoon, self._smooth(a, cartoon)]
         photo = image_to_tensor(imgs[0])[0]
         pair = torch.cat([image_to_tensor(imgs[1])[0], image_to_tensor(imgs[2])[0]])
         if self.train:  # the smoothed copy shares the anime's flip and crop
@@ -168,7 +175,9 @@ class FastCartoonTask(CartoonTask):
         self.kid_every = int(t.get("kid_every", 0))
         self.monitor: KidMonitor | None = None
         if self.kid_every and run_dir is not None and not cfg["data"].get("synthetic"):
-            self.monitor = KidMonitor(run_dir, int(t.get("kid_images", 48)))
+            self.monitor = KidMonitor(
+                run_dir, int(t.get("kid_images", 48)), min_faces=float(t.get("min_faces", 0.0))
+            )
         self.run_data = str(cfg["data"].get("root") or "")
 
     def datasets(self) -> tuple[Dataset, Dataset]:
@@ -181,10 +190,10 @@ class FastCartoonTask(CartoonTask):
                 _Synthetic(self.ctx.dataset("val", 64), SyntheticAnime(max(2, n // 4), 64), 0),
             )
         root = Path(d.get("root") or loop.default_data_root())
-        photos = list_images([root / "256" / "img"])
-        photos = [
-            p for p in photos if not (p.stem.startswith("selfies_") and is_heldout(p.stem[8:]))
-        ]
+        # task.photo_dirs: raw photo folders (centre-squared at 256) instead of the
+        # prepared aligned faces; the held-out selfies stay out either way
+        dirs = t.get("photo_dirs") or [root / "256" / "img"]
+        photos = [p for p in list_images(dirs) if not _heldout_file(p)]
         anime = list_images([root / "anime" / "img"])
         val_p = [p for p in photos if zlib.crc32(p.name.encode()) % 40 == 0]
         train_p = [p for p in photos if p not in set(val_p)]
@@ -225,8 +234,14 @@ class FastCartoonTask(CartoonTask):
             "mesh_period": DEFAULT_PERIOD,
         }
         value, best = self.monitor.update(step, self.G_ema, self.feat, manifest)
-        print(f"[cartoonfast] step {step}: quick KID x1000 {value:.1f}{' (best)' if best else ''}")
-        return {"kid_x1000": value, "kid_best": float(self.monitor.state["best_kid"])}
+        faces = self.monitor.last_faces
+        print(
+            f"[cartoonfast] step {step}: quick KID x1000 {value:.1f}"
+            + ("" if faces is None else f", faces {faces:.0%}")
+            + (" (best)" if best else "")
+        )
+        out = {"kid_x1000": value, "kid_best": float(self.monitor.state["best_kid"])}
+        return out | ({} if faces is None else {"faces_found": faces})
 
     def _train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         photo, w = batch["photo"], self.w

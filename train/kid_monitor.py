@@ -41,6 +41,7 @@ class KidMonitor:
         anime: str | Path = DEFAULT_ANIME,
         cache: str | Path | None = DEFAULT_CACHE,
         size: int = 256,
+        min_faces: float = 0.0,
     ) -> None:
         from train.cartoon_eval import anime_features
         from train.cartoon_fast import heldout_selfies
@@ -54,6 +55,11 @@ class KidMonitor:
         self.photos = [load_square(f, size) for f in picks]
         self.ref = anime_features(anime, Path(cache) if cache else None)
         self.run_dir = Path(run_dir)
+        # a style that erases faces is no portrait style: with min_faces > 0 a
+        # generator is "best" only if dlib still finds a face in that fraction of
+        # its cartoons (dlib imported lazily; without dlib the gate is off)
+        self.min_faces = float(min_faces)
+        self.last_faces: float | None = None
         self.state_file = self.run_dir / "best" / "kid.json"
         self.state: dict = {"best_kid": float("inf"), "best_step": -1, "elapsed_s": 0.0}
         if self.state_file.is_file():
@@ -81,6 +87,7 @@ class KidMonitor:
         finally:
             generator.train(was_training)
             torch.set_num_threads(threads)
+        self.last_faces = _faces_found(cartoons) if self.min_faces > 0 else None
         return kid(pooled_features(cartoons, net=feat), self.ref, subsets=50)[0]
 
     def update(
@@ -89,7 +96,8 @@ class KidMonitor:
         """Score ``generator`` at ``step``; export it as last (and best if so): (kid, best)."""
         t0 = time.monotonic()
         value = self.score(generator, feat, int(manifest.get("mesh_period", 0)))
-        best = value < float(self.state["best_kid"])
+        faces_ok = self.last_faces is None or self.last_faces >= self.min_faces
+        best = faces_ok and value < float(self.state["best_kid"])
         stem = str(manifest.pop("stem", "cartoon-anime"))
         meta = {
             **manifest,
@@ -97,14 +105,17 @@ class KidMonitor:
             "wall_time_s": round(self.elapsed_s(), 1),
             "metrics": {"quick_kid_x1000": round(value, 2), "quick_kid_n": len(self.photos)},
         }
+        if self.last_faces is not None:
+            meta["metrics"]["quick_faces_found"] = round(self.last_faces, 3)
         self._save(generator, self.run_dir / "last" / f"{stem}.safetensors", meta)
         if best:
             self._save(generator, self.run_dir / "best" / f"{stem}.safetensors", meta)
             self.state.update(best_kid=value, best_step=step)
         self.state["elapsed_s"] = round(self.elapsed_s(), 1)
-        self.state.setdefault("history", []).append(
-            {"step": step, "kid_x1000": round(value, 2), "s": round(time.monotonic() - t0, 1)}
-        )
+        entry = {"step": step, "kid_x1000": round(value, 2), "s": round(time.monotonic() - t0, 1)}
+        if self.last_faces is not None:
+            entry["faces_found"] = round(self.last_faces, 3)
+        self.state.setdefault("history", []).append(entry)
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_name(".kid.json.tmp")
         tmp.write_text(json.dumps(self.state, indent=2))
@@ -118,6 +129,16 @@ class KidMonitor:
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
         save_weights(state, path, dict(manifest))
+
+
+def _faces_found(images: list) -> float | None:
+    """Fraction of ``images`` in which dlib finds a face; None without dlib."""
+    try:
+        from train.cartoon_eval import face_found_fraction
+
+        return face_found_fraction(images)
+    except ImportError:
+        return None
 
 
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:

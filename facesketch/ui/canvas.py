@@ -285,6 +285,7 @@ class SketchCanvas(QGraphicsView):
     def set_zoom(self, factor: float) -> None:
         """Set an absolute zoom factor (clamped to 0.1..16)."""
         self._auto_fit = False  # the person chose a zoom: resizing keeps it
+        self._set_scrollbars(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         factor = min(16.0, max(0.1, factor))
         self.setTransform(QTransform.fromScale(factor, factor))
         self._refresh_windows()
@@ -297,9 +298,18 @@ class SketchCanvas(QGraphicsView):
     def fit(self) -> None:
         """Zoom so the whole paper is visible (and keep it so on resize until a zoom)."""
         self._auto_fit = True
+        # the scene is larger than the paper (room to pan): with scroll bars shown the
+        # viewport shrinks after the fit and the paper ends up scrolled partly out of
+        # view, so a fitted canvas has none (panning still works)
+        self._set_scrollbars(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.fitInView(self._paper, Qt.AspectRatioMode.KeepAspectRatio)
+        self.centerOn(self._paper)
         self._refresh_windows()
         self.zoomChanged.emit(self.zoom())
+
+    def _set_scrollbars(self, policy: Qt.ScrollBarPolicy) -> None:
+        self.setHorizontalScrollBarPolicy(policy)
+        self.setVerticalScrollBarPolicy(policy)
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)

@@ -185,3 +185,44 @@ def test_kid_monitor_exports_best_and_last_and_survives_a_resume(tmp_path: Path)
     assert stylize(mon.photos[0], st).shape == (32, 32, 3)  # a loadable fp16 style
     again = KidMonitor(run, n=4, selfies=selfies, anime=anime, cache=None, size=32)
     assert again.state["best_step"] == 10 and len(again.state["history"]) == 2
+
+
+@needs_effnet
+def test_kid_monitor_never_keeps_a_style_that_erases_faces(tmp_path: Path, monkeypatch) -> None:
+    """With min_faces the best export needs dlib to find faces in enough cartoons:
+    a lower KID alone (c12c: KID 182 but faces in only 81 %) is not a better style."""
+    import cv2
+
+    from facesketch.models.cartoon import CartoonConfig, CartoonGenerator
+    from train import kid_monitor
+    from train.cartoon_fast import is_heldout
+    from train.projected import EffNetFeatures
+
+    rng = np.random.default_rng(1)
+    selfies, anime = tmp_path / "selfies", tmp_path / "anime"
+    selfies.mkdir()
+    anime.mkdir()
+    for n in [f"p{i}" for i in range(200) if is_heldout(f"p{i}")][:4]:
+        cv2.imwrite(str(selfies / f"{n}.png"), rng.integers(0, 255, (64, 64, 3), np.uint8))
+    for i in range(6):
+        cv2.imwrite(str(anime / f"a{i}.png"), np.full((64, 64, 3), 40 * i, np.uint8))
+    checks = iter([(0.5, 100.0), (0.95, 150.0), (0.95, 120.0)])  # (faces found, KID)
+    run = tmp_path / "run"
+    mon = kid_monitor.KidMonitor(
+        run, n=4, selfies=selfies, anime=anime, cache=None, size=32, min_faces=0.9
+    )
+
+    def score(*_: object) -> float:
+        mon.last_faces, value = next(checks)
+        return value
+
+    monkeypatch.setattr(mon, "score", score)
+    gen = CartoonGenerator(CartoonConfig(8, 1, 8))
+    feat = EffNetFeatures()
+    manifest = {"stem": "cartoon-x", "network": "cartoon", "config": gen.cfg.to_dict()}
+    assert mon.update(1, gen, feat, dict(manifest)) == (100.0, False)  # faces lost
+    assert mon.update(2, gen, feat, dict(manifest)) == (150.0, True)
+    assert mon.update(3, gen, feat, dict(manifest)) == (120.0, True)
+    best = json.loads((run / "best" / "cartoon-x.json").read_text())
+    assert best["steps"] == 3 and best["metrics"]["quick_faces_found"] == 0.95
+    assert [h["faces_found"] for h in mon.state["history"]] == [0.5, 0.95, 0.95]

@@ -78,6 +78,25 @@ def test_structure_flattens_into_few_colours_and_texture_is_grey() -> None:
 
 # -- projected discriminator ------------------------------------------------------------
 @needs_effnet
+def test_hog_loss_keeps_gradient_structure_and_penalises_hatching() -> None:
+    """The HOG loss ignores a contrast change but not an edge moved or hatching added."""
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    disc = (((yy - 32) ** 2 + (xx - 32) ** 2) < 15**2).float() * 1.6 - 0.8
+    photo = disc.expand(1, 3, 64, 64).clone()
+    moved = torch.roll(photo, 6, dims=-1)
+    hatched = photo.clone()
+    hatched[..., ::4, :] -= 0.5  # horizontal strokes all over
+    fainter = photo * 0.6
+    assert whitebox.hog_loss(photo, photo).item() == 0.0
+    assert whitebox.hog(photo).shape == (1, 9, 8, 8)
+    same = whitebox.hog_loss(fainter, photo)
+    assert whitebox.hog_loss(moved, photo) > 3 * same
+    assert whitebox.hog_loss(hatched, photo) > 3 * same
+    fake = photo.clone().requires_grad_(True)
+    whitebox.hog_loss(fake + 0.1 * torch.randn_like(fake), photo).backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
 def test_projected_discriminator_trains_only_its_heads() -> None:
     from train.projected import EffNetFeatures, ProjectedDiscriminator, diff_augment, hinge_d
 

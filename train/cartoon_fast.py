@@ -269,8 +269,10 @@ class FastCartoonTask(CartoonTask):
             tex = _lsgan(self.D_texture(g_fake), True)
             tv = whitebox.tv_loss(fake)
             color = color_loss(fake, photo) if w["color"] else fake.new_zeros(())
+            hog = whitebox.hog_loss(fake, photo) if w["hog"] else fake.new_zeros(())
             total = (
                 w["color"] * color
+                + w["hog"] * hog
                 + w["proj"] * proj
                 + w["patch"] * patch
                 + w["surface"] * surf
@@ -288,6 +290,7 @@ class FastCartoonTask(CartoonTask):
                 "g_texture": tex,
                 "tv": tv,
                 "color": color,
+                "hog": hog,
             }
             return total, fake, f_aug, g_fake, g_anime, parts
 
@@ -366,6 +369,7 @@ DEFAULT_WEIGHTS = {
     "structure": 1.0,
     "tv": 1.0,
     "color": 0.0,
+    "hog": 0.0,
 }
 
 

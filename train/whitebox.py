@@ -98,3 +98,34 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
     dx = x[..., :, 1:] - x[..., :, :-1]
     dy = x[..., 1:, :] - x[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def hog(x: torch.Tensor, cell: int = 8, bins: int = 9) -> torch.Tensor:
+    """Differentiable HOG of RGB in [-1, 1]: (N, bins, H/cell, W/cell), unit length per cell.
+
+    Sobel gradients of the grey image, unsigned orientations soft-assigned to ``bins``
+    (linear between neighbouring bin centres), magnitude-weighted and averaged per cell,
+    then each cell's histogram scaled to unit L2 norm (plus a floor, so flat cells stay
+    near zero instead of amplifying noise)."""
+    grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]) * 0.5
+    k = x.new_tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
+    g = F.pad(grey, (1, 1, 1, 1), mode="replicate")
+    gx = F.conv2d(g, k.view(1, 1, 3, 3))
+    gy = F.conv2d(g, k.t().reshape(1, 1, 3, 3))
+    mag = torch.sqrt(gx * gx + gy * gy + 1e-8)
+    ang = torch.remainder(torch.atan2(gy, gx), np.pi) / np.pi * bins  # in [0, bins)
+    centres = torch.arange(bins, device=x.device, dtype=x.dtype).view(1, bins, 1, 1) + 0.5
+    d = (ang - centres).abs()
+    d = torch.minimum(d, bins - d)  # orientations wrap around
+    hist = F.avg_pool2d(mag * (1 - d).clamp_min(0), cell)
+    return hist / (hist.norm(dim=1, keepdim=True) + 0.02)
+
+
+def hog_loss(fake: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """L1 between the HOGs of output and photo.
+
+    dlib's face detector is a HOG detector: keeping the photo's cell-wise gradient
+    orientations keeps the face findable (runs that only had feature content losses
+    lost faces in 12-20 % of cartoons) and, since added hatching changes them too,
+    also favours flat shading over scribbled texture."""
+    return F.l1_loss(hog(fake), hog(photo))

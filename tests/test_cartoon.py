@@ -173,6 +173,22 @@ def test_unknown_style_lists_available(style_home: Path) -> None:
 
 
 # -- stylization ---------------------------------------------------------------------------
+def test_input_smoothing_flattens_noise_but_keeps_an_edge_and_is_opt_in() -> None:
+    """The shipped style asks for it (its manifest); styles without the key are untouched."""
+    rng = np.random.default_rng(0)
+    img = np.full((128, 128, 3), 60, np.uint8)
+    img[:, 64:] = 200  # one strong edge
+    noisy = np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+    assert C.smooth_input(noisy, None) is noisy
+    assert C.smooth_input(noisy, {"sigma_s": 0, "sigma_r": 0.1}) is noisy
+    out = C.smooth_input(noisy, {"sigma_s": 10, "sigma_r": 0.08})
+    flat = (slice(8, 120), slice(8, 56))
+    assert out[flat].std() < 0.7 * noisy[flat].std()
+    assert out[:, 70:].mean() - out[:, :58].mean() > 120  # the edge stays sharp
+    shipped = C.load_style(C.DEFAULT_STYLE, device="cpu")
+    assert shipped.manifest.get("input_smoothing")  # what the card's KID was measured with
+
+
 def test_stylize_keeps_size_and_resizes() -> None:
     style = _style(CartoonGenerator(TINY))
     rgb = np.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=np.uint8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -173,6 +174,21 @@ def test_unknown_style_lists_available(style_home: Path) -> None:
 
 
 # -- stylization ---------------------------------------------------------------------------
+def test_keep_hue_brings_back_broad_colour_but_keeps_the_cartoons_lightness() -> None:
+    photo = np.zeros((64, 64, 3), np.uint8)
+    photo[..., 1] = 200  # a green object
+    cartoon = np.full((64, 64, 3), 180, np.uint8)  # the style made it flat grey
+    cartoon[30:34] = 10  # and drew an outline
+    assert C.keep_hue(cartoon, photo, 0.0) is cartoon
+    half, full = C.keep_hue(cartoon, photo, 0.5), C.keep_hue(cartoon, photo, 1.0)
+    green = lambda im: float(im[..., 1].astype(int).mean() - im[..., 0].astype(int).mean())  # noqa: E731
+    assert 0 < green(half) < green(full)
+    lightness = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2LAB)[..., 0].astype(int)  # noqa: E731
+    assert np.abs(lightness(half) - lightness(cartoon)).max() <= 12  # shading kept
+    assert lightness(half)[32].mean() < 40  # the outline stays dark
+    assert C.load_style(C.DEFAULT_STYLE, device="cpu").manifest.get("keep_hue") == 0.5
+
+
 def test_input_smoothing_flattens_noise_but_keeps_an_edge_and_is_opt_in() -> None:
     """The shipped style asks for it (its manifest); styles without the key are untouched."""
     rng = np.random.default_rng(0)

@@ -410,6 +410,7 @@ def stylize(
     if size is not None:
         img = _resize_longer(img, int(size))
     h, w = img.shape[:2]
+    source = img
     img = smooth_input(img, st.manifest.get("input_smoothing"))
     x = image_to_tensor(_pad(img))
     if st.input_order == "bgr":
@@ -421,7 +422,24 @@ def stylize(
     y = y[:, :, :h, :w]
     if st.input_order == "bgr":
         y = y.flip(1)
-    return tensor_to_image(y)[0]
+    return keep_hue(tensor_to_image(y)[0], source, float(st.manifest.get("keep_hue", 0.0)))
+
+
+def keep_hue(cartoon: np.ndarray, photo: np.ndarray, amount: float) -> np.ndarray:
+    """Mix ``amount`` (0..1) of the photo's blurred chroma (Lab a, b) into the cartoon.
+
+    The project's style simplifies every palette towards pale cream and black: a green
+    phone case or a blue sweater loses its hue.  Lightness (the flat shading and the
+    outlines) stays the cartoon's; only the broad colours come back.  Styles without
+    the manifest key ``keep_hue`` (imported ones) are unchanged."""
+    if amount <= 0:
+        return cartoon
+    amount = min(amount, 1.0)
+    sigma = 4.0 * max(photo.shape[:2]) / 256
+    lab_c = cv2.cvtColor(cartoon, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab_p = cv2.cvtColor(cv2.GaussianBlur(photo, (0, 0), sigma), cv2.COLOR_RGB2LAB)
+    lab_c[..., 1:] += amount * (lab_p[..., 1:].astype(np.float32) - lab_c[..., 1:])
+    return cv2.cvtColor(np.clip(lab_c + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
 # -- portraits: proportions, stylization, the user's ink ------------------------------

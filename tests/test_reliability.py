@@ -210,6 +210,36 @@ def test_a_saved_style_that_holds_nan_is_refused_when_loaded(styles_home: Path) 
         C.load_style(path, "cpu")
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"keep_hue": "half"},
+        {"keep_hue": 2.0},
+        {"keep_hue": float("nan")},
+        {"input_smoothing": [10, 0.1]},
+        {"input_smoothing": {"sigma_s": "wide"}},
+        {"input_smoothing": {"sigma_s": 10, "sigma_r": -1}},
+    ],
+)
+def test_a_style_with_bad_colour_keys_is_refused_when_loaded(styles_home: Path, extra) -> None:
+    from facesketch.engine.weights import save_weights
+
+    gen = CartoonGenerator(TINY)
+    path = styles_home / "odd.safetensors"
+    save_weights(gen.state_dict(), path, {"network": "cartoon", "config": TINY.to_dict(), **extra})
+    with pytest.raises(C.StyleError, match=str(path)):
+        C.load_style(path, "cpu")
+    good = styles_home / "fine.safetensors"
+    save_weights(
+        gen.state_dict(),
+        good,
+        {"network": "cartoon", "config": TINY.to_dict(), "keep_hue": 0.5,
+         "input_smoothing": {"sigma_s": 10, "sigma_r": 0.08}},
+    )  # fmt: skip
+    img = np.full((40, 40, 3), 120, np.uint8)
+    assert C.stylize(img, C.load_style(good, "cpu")).shape == (40, 40, 3)
+
+
 class _Evil:
     def __reduce__(self) -> tuple:
         return (print, ("this must never run",))

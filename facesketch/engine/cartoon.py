@@ -322,7 +322,30 @@ def _build(name: str, path: Path) -> tuple[CartoonGenerator, str, dict[str, Any]
     order = manifest.get("input_order", "rgb")
     if order not in ("rgb", "bgr"):
         raise StyleError(f"{path}: manifest input_order {order!r} is neither 'rgb' nor 'bgr'")
+    _check_colour_keys(manifest, path)
     return gen, order, manifest
+
+
+def _finite_number(value: Any, lo: float, hi: float) -> bool:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return ok and lo <= float(value) <= hi  # NaN fails both comparisons
+
+
+def _check_colour_keys(manifest: dict[str, Any], path: Path) -> None:
+    """A style's input_smoothing / keep_hue must be numbers in range: a clear StyleError
+    at load time, not a crash at the first stylization."""
+    if "keep_hue" in manifest and not _finite_number(manifest["keep_hue"], 0.0, 1.0):
+        raise StyleError(f"{path}: manifest keep_hue {manifest['keep_hue']!r} is not in 0..1")
+    smooth = manifest.get("input_smoothing")
+    if smooth is None:
+        return
+    if not isinstance(smooth, dict) or not all(
+        _finite_number(smooth.get(k, 0.0), 0.0, 200.0) for k in ("sigma_s", "sigma_r")
+    ):
+        raise StyleError(
+            f"{path}: manifest input_smoothing {smooth!r} is not "
+            "{'sigma_s': 0..200, 'sigma_r': 0..200}"
+        )
 
 
 def load_style(

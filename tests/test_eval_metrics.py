@@ -95,3 +95,18 @@ def test_reference_bank_picks_the_face_of_the_nearest_shape():
     assert bank.nearest(wide + 5) == 1
     rgb, valid = bank.warped(0, base + 3)
     assert rgb.shape == (256, 256, 3) and valid.dtype == np.uint8 and valid.mean() > 200
+
+
+def test_chroma_noise_tells_a_noise_band_from_hair():
+    from train.eval import chroma_noise
+
+    rng = np.random.default_rng(0)
+    smooth = np.full((256, 256, 3), (90, 60, 40), np.uint8)  # dark brown hair
+    noisy = smooth.copy()
+    noisy[:32] = rng.integers(0, 256, (32, 256, 3), dtype=np.uint8)
+    assert chroma_noise(smooth) < 0.5
+    assert chroma_noise(noisy) > 20 * max(chroma_noise(smooth), 0.5)
+    noisy[32:] = rng.integers(0, 256, (224, 256, 3), dtype=np.uint8)  # below: not counted
+    assert chroma_noise(smooth[::2, ::2]) < 0.5  # other sizes scale the band
+    mask = np.zeros((256, 256), np.uint8)
+    assert np.isnan(chroma_noise(noisy, mask))

@@ -69,3 +69,19 @@ def test_prepare_with_worker_processes_matches_in_process(tiny_data, tmp_path):
     for name in sorted((tmp_path / "solo" / "256" / "img").iterdir()):
         twin = tmp_path / "pooled" / "256" / "img" / name.name
         assert np.array_equal(cv2.imread(str(name)), cv2.imread(str(twin)))
+
+
+def test_full_canvas_faces_are_oversampled(tiny_data, tmp_path):
+    from train.data import oversample_full_canvas
+
+    out = tmp_path / "prep"
+    prepare(tiny_data, out, sources=("hq",), workers=0, sketcher=_fake_sketcher, progress=False)
+    ds = FaceDataset(out, "all", size=64, augment=False, use_pack=False)
+    cover = sorted(e["coverage"] for e in load_index(out)["items_by_id"].values())
+    assert len(ds) == 2 and 0.0 < cover[0] <= 1.0
+    assert len(oversample_full_canvas(ds, 3, 0.0)) == 6  # every face covers >= 0
+    assert len(oversample_full_canvas(ds, 3, 1.01)) == 2  # none covers more than all
+    rep = oversample_full_canvas(ds, 3, cover[-1])
+    assert len(rep) == 2 + 2 * sum(c >= cover[-1] for c in cover)
+    assert rep[0]["image"].shape == ds[0]["image"].shape
+    assert oversample_full_canvas(ds, 1) is ds

@@ -222,3 +222,68 @@ def test_a_stop_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     mp.start_processes(_stop_vote, args=(2, port, str(tmp_path)), nprocs=2, start_method="spawn")
     assert [json.loads((tmp_path / f"{r}.txt").read_text()) for r in (0, 1)] == [[True, False]] * 2
+
+
+def test_a_fine_tune_starts_from_exported_weights(tmp_path: Path) -> None:
+    """``--init`` on a folder of exported weights (what ships in resources/weights):
+    the nets start as exported, the fill loss and full-canvas repeat run, and it resumes."""
+    from facesketch.engine.weights import load_into
+
+    prev = None
+    for stage in (1, 2, 3):
+        run = tmp_path / f"local{stage}"
+        local.main(
+            [*COMMON, "--run-dir", str(run), "--stage", str(stage), "--max-steps", "1"]
+            + (["--init", str(prev)] if prev else [])
+        )
+        prev = run
+    fusion.main(
+        [*COMMON, "--run-dir", str(tmp_path / "f"), "--init", str(prev), "--max-steps", "1"]
+    )
+    shipped = tmp_path / "f" / "export"  # the fusion; the local nets in local3's export
+    band = [
+        "--init",
+        str(prev / "export"),
+        str(shipped),
+        "--set",
+        "task.w_fill=2",
+        "--set",
+        "task.full_canvas_repeat=3",
+    ]
+    ckpt = _run_twice(fusion.main, tmp_path / "band", band)
+    assert "fill" in (tmp_path / "band" / "log.csv").read_text().splitlines()[0]
+    first = torch.load(tmp_path / "band" / "ckpt.pt", map_location="cpu", weights_only=False)
+    assert first["loop"]["step"] == 4
+    # step 0 of the fine-tune is the exported fusion: retrace it with no steps
+    net = GlobalFusion(TINY.fusion)
+    load_into(net, shipped / "fusion.safetensors", "fusion", net.manifest_config())
+    from train.checkpoint import load_init
+
+    class _T:
+        nets = {
+            "fusion": GlobalFusion(TINY.fusion),
+            "local.nose": ComponentModel(TINY.local, "nose"),
+        }
+
+    loaded = load_init(_T(), [prev / "export", shipped])  # type: ignore[arg-type]
+    assert sorted(s.split(" <- ")[0] for s in loaded) == ["fusion", "local.nose"]
+    for k, v in _T.nets["fusion"].state_dict().items():
+        assert torch.equal(v, net.state_dict()[k]), k
+    with pytest.raises(FileNotFoundError, match="none of"):
+
+        class _U:
+            nets = {"other": nn.Linear(1, 1)}
+
+        load_init(_U(), [shipped])  # type: ignore[arg-type]
+    assert ckpt["loop"]["step"] == 4
+
+
+def test_fill_loss_only_counts_pixels_the_photo_did_not_reach() -> None:
+    img = torch.zeros(1, 3, 8, 8)
+    mask = torch.ones(1, 1, 8, 8)
+    mask[..., :2, :] = 0
+    out = img.clone()
+    out[..., 2:, :] = 5.0  # wrong where the photo is valid: not the fill loss's business
+    assert fusion.fill_loss(out, img, mask).item() == 0.0
+    out[..., :2, :] = 1.0
+    assert fusion.fill_loss(out, img, mask).item() == pytest.approx(1.0)

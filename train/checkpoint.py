@@ -77,11 +77,45 @@ def _load_widened(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     net.load_state_dict(fixed)
 
 
+def export_stem(net_name: str) -> str:
+    """The weights file stem a task net is exported as (``local.nose`` -> ``local_nose``)."""
+    return net_name.replace(".", "_")
+
+
+def _load_exported(task: Task, folder: Path) -> list[str]:
+    """Nets from a folder of exported fp16 weights (``resources/weights`` or a run's
+    ``export``), so a fine-tune can start from what ships; checksums are verified."""
+    from facesketch.engine.weights import load_state_dict
+
+    loaded = []
+    for name, net in task.nets.items():
+        path = folder / f"{export_stem(name)}.safetensors"
+        if not path.is_file():
+            continue
+        state, _manifest = load_state_dict(path)
+        own = net.state_dict()
+        state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+        try:
+            _load_widened(net, state)
+        except RuntimeError as exc:
+            raise RuntimeError(f"--init {path}: network {name!r} does not fit: {exc}") from exc
+        loaded.append(f"{name} <- {path}")
+    return loaded
+
+
 def load_init(task: Task, paths: list[Path]) -> list[str]:
-    """Load nets of the same name from earlier stages' checkpoints; returns what was loaded."""
+    """Load nets of the same name from earlier stages' checkpoints, or from a folder of
+    exported weights (no ``ckpt.pt`` in it); returns what was loaded."""
     loaded = []
     for p in paths:
-        ck = _ckpt_path(Path(p))
+        p = Path(p)
+        if p.is_dir() and not (p / "ckpt.pt").exists() and any(p.glob("*.safetensors")):
+            found = _load_exported(task, p)
+            if not found:
+                raise FileNotFoundError(f"--init {p}: none of {sorted(task.nets)} exported there")
+            loaded += found
+            continue
+        ck = _ckpt_path(p)
         if not ck.is_file():
             raise FileNotFoundError(
                 f"--init {p}: no checkpoint there (train the earlier stage first)"

@@ -58,6 +58,22 @@ def edge_f1(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None
     return float(2 * precision * recall / max(precision + recall, 1e-9))
 
 
+#: Rows at the top of the 256 canvas where the fusion drew its band of coloured noise.
+BAND_ROWS = 32
+
+
+def chroma_noise(img: np.ndarray, mask: np.ndarray | None = None, rows: int = BAND_ROWS) -> float:
+    """Mean high-frequency chroma (Lab a/b minus its Gaussian blur, sigma 2 px) in the
+    top ``rows`` of a uint8 RGB image at 256, over ``mask`` pixels (None = all): coloured
+    noise scores high, hair, skin and soft backgrounds low.  NaN when no pixel counts."""
+    size = img.shape[0]
+    rows = max(1, round(rows * size / 256))
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).astype(np.float32)[..., 1:]
+    hf = np.abs(lab - cv2.GaussianBlur(lab, (0, 0), 2.0 * size / 256)).sum(-1)[:rows]
+    m = np.ones(hf.shape, bool) if mask is None else mask[:rows] > 0
+    return float(hf[m].mean()) if m.any() else float("nan")
+
+
 def masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
     """PSNR (dB) over valid pixels of images in [-1, 1]."""
     m = mask.expand_as(a)
@@ -187,10 +203,24 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
     )
     res: dict[str, list[float]] = {
         k: []
-        for k in ("f1_face", "f1_photo", "psnr", "ssim", "f1_swap", "color_before", "color_after")
+        for k in (
+            "f1_face",
+            "f1_photo",
+            "psnr",
+            "ssim",
+            "f1_swap",
+            "color_before",
+            "color_after",
+            "band_noise",
+            "band_noise_photo",
+        )
     }
     lay = renderer.layout
     for i in range(n):
+        m_top = (masks[i, 0].numpy() > 0.5).astype(np.uint8)
+        res["band_noise"].append(chroma_noise(tensor_to_image(faces[i])))
+        if m_top[: max(1, round(BAND_ROWS * m_top.shape[0] / 256))].mean() > 0.5:
+            res["band_noise_photo"].append(chroma_noise(tensor_to_image(photos[i]), m_top))
         sk = tensor_to_image(sketches[i])
         m8 = (masks[i, 0].numpy() * 255).astype(np.uint8)
         face_sk, swap_sk = _sketch_of(faces[i], masks[i]), _sketch_of(swapped[i], masks[i])
@@ -208,7 +238,7 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
             after.append(float((mean_color(lay.crop(swapped[i : i + 1], c), m) - target).norm()))
         res["color_before"].append(float(np.mean(before)))
         res["color_after"].append(float(np.mean(after)))
-    metrics = {k: round(float(np.mean(v)), 4) for k, v in res.items()}
+    metrics = {k: round(float(np.mean(v)), 4) for k, v in res.items() if v}
     metrics["samples"] = n
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

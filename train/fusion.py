@@ -34,6 +34,7 @@ from facesketch.models.face_model import FaceModel
 from facesketch.models.fusion import GlobalFusion, Upsampler2x, build_fusion_discriminator
 from facesketch.models.local import ComponentModel
 from train import loop
+from train.data import FaceDataset, oversample_full_canvas
 from train.local import build_perceptual, perceptual
 
 
@@ -61,6 +62,14 @@ def pasted_features(
     """The fusion input: each component's map (geometry from ``sketch``, appearance from
     ``photo``) pasted onto the background map, by the engine's own stages."""
     return model.features(sketch, model.codes(photo, layout), layout)[0]
+
+
+def fill_loss(out: torch.Tensor, img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 where the photo did not reach (``mask`` 0) against the aligner's fill there
+    (the border replicated and heavily blurred): a weak pull towards a plausible soft
+    background.  Without any loss there the fusion draws whatever its D and the other
+    pixels leave free: the band of coloured noise along the top edge."""
+    return losses.masked_l1(out, img, 1.0 - mask)
 
 
 class FusionTask(loop.Task):
@@ -95,7 +104,11 @@ class FusionTask(loop.Task):
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         size = self.ctx.model_cfg.canvas
-        return self.ctx.dataset("train", size), self.ctx.dataset("val", size)
+        train = self.ctx.dataset("train", size)
+        times = int(self.tcfg.get("full_canvas_repeat", 1))
+        if times > 1 and isinstance(train, FaceDataset):
+            train = oversample_full_canvas(train, times, self.tcfg.get("full_canvas_min", 0.8))
+        return train, self.ctx.dataset("val", size)
 
     def features(self, batch: dict[str, torch.Tensor], grad: bool = False) -> torch.Tensor:
         with torch.set_grad_enabled(grad), self.ctx.autocast():
@@ -121,17 +134,19 @@ class FusionTask(loop.Task):
             fm = losses.feature_matching(real_out, fake_out)
             l1 = losses.masked_l1(out, img, mask)
             perc = perceptual(self.perc, out, img, mask, int(t.get("perceptual_max_side", 128)))
+            fill = fill_loss(out, img, mask)
             loss = (
                 adv
                 + t.get("w_fm", 10.0) * fm
                 + t.get("w_perc", 10.0) * perc
                 + t.get("w_l1", 10.0) * l1
+                + t.get("w_fill", 0.0) * fill
             )
-            return loss, out, cond, img, mask, sk, adv, fm, perc, l1
+            return loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill
 
         self.D.requires_grad_(False)
         with self.ctx.autocast():
-            loss, out, cond, img, mask, sk, adv, fm, perc, l1 = self.forward("fusion", g_loss)
+            loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill = self.forward("fusion", g_loss)
         self.step(loss, "fusion")
         self.D.requires_grad_(True)
         with self.ctx.autocast():
@@ -148,6 +163,7 @@ class FusionTask(loop.Task):
             "fm": fm.item(),
             "perc": perc.item(),
             "l1": l1.item(),
+            "fill": fill.item(),
             "d": d_loss.item(),
         }
 

@@ -47,7 +47,8 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 def test_shipped_renders_match_the_reference_made_before_the_face_model():
     """The shipped weights render what they rendered before sketch -> face became one
-    FaceModel (references written by the old pipeline: 512 default look, and 256 with
+    FaceModel (references written by the old pipeline, rewritten when the fusion was
+    fine-tuned against the top-edge band: 512 default look, and 256 with
     the stroke calibrator at 0.6 and a moved nose window)."""
     from facesketch.engine.bundle import load_bundle
     from facesketch.engine.pipeline import FacePipeline

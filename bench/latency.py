@@ -5,10 +5,13 @@
 Renders go through a real document (strokes rasterized at the internal canvas).
 Keys: ``device``, ``size``, ``full_render_ms`` (every branch + fusion, nothing cached),
 ``component_edit_ms`` (a new stroke inside the nose window: nose branch + paste +
-fusion + up head), ``appearance_change_ms`` (the whole-face reference mix moved:
-every branch re-runs with cached codes), ``scn_ms`` (the stroke calibrator over all
-five component inputs; ``scn_ms_per_crop``: each input alone), ``weights`` (which
-networks ran).  Values are medians.
+fusion + up head; the real-texture stage keeps its gallery pick there),
+``texture_identify_ms`` / ``texture_transfer_ms`` (the real-texture stage of a full
+render: dlib's descriptor + gallery pick, and warp + transfer; both inside
+``full_render_ms``), ``full_render_no_texture_ms``, ``appearance_change_ms`` (the
+whole-face reference mix moved: every branch re-runs with cached codes), ``scn_ms``
+(the stroke calibrator over all five component inputs; ``scn_ms_per_crop``: each
+input alone), ``weights`` (which networks ran).  Values are medians.
 Uses the shipped weights when they load, else the ``lite`` networks at random init,
 and says so: timings depend on the architecture, not on the weight values.
 """
@@ -117,11 +120,25 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
         pipe.clear_cache()
         render(base)
 
+    stage: dict[str, list[float]] = {"real_pixels_identify": [], "real_pixels_transfer": []}
+
     def full(_i):
         pipe.clear_cache()
-        render(base)
+        out = render(base)
+        for k, v in stage.items():
+            if k in out.timings:
+                v.append(out.timings[k])
 
     full_ms = _median_ms(full, repeats)
+    texture = {
+        k.replace("real_pixels", "texture") + "_ms": round(statistics.median(v), 1) if v else None
+        for k, v in stage.items()
+    }
+    plain_ms = None
+    if pipe.real_pixels is not None:
+        pipe.set_real_pixels(False)
+        plain_ms = _median_ms(full, repeats)
+        pipe.set_real_pixels(True)
     render(base)
     edit_ms = _median_ms(lambda i: render(nose_stroke(base, i + 1)), repeats)
     assert render(nose_stroke(base, repeats + 2)).recomputed == ["nose"]
@@ -182,6 +199,8 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
         "size": size,
         **lm,
         "full_render_ms": full_ms,
+        **texture,
+        "full_render_no_texture_ms": plain_ms,
         "component_edit_ms": edit_ms,
         "appearance_change_ms": app_ms,
         "gallery_look_edit_ms": gallery_edit_ms,

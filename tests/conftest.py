@@ -12,6 +12,10 @@ from pathlib import Path
 
 # Before anything imports Qt: tests never need (or may have) a display.
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
+# The real-texture stage (dlib descriptor + gallery warp after the networks) is tested
+# on its own in test_real_pixels.py, which turns it on; elsewhere tests look at what
+# the networks draw (exact outputs, cache behaviour, colours of a dropped reference).
+os.environ["FACESKETCH_TEXTURE"] = "0"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

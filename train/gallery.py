@@ -1,6 +1,7 @@
 """Build the shipped face gallery (the default look; see facesketch/engine/gallery.py).
 
     python -m train.gallery --out resources/gallery [--n 300] [--src DIR] [--threads 1]
+    python -m train.gallery --out resources/gallery --add-descriptors   # to a built one
 
 Picks ``--n`` UTKFace photos stratified by gender x ethnicity x age decade (from
 the file names ``age_gender_race_date.jpg.chip.jpg``), aligns each to the
@@ -8,8 +9,10 @@ canonical layout at 256 with the package's own aligner (keeping its validity mas
 UTKFace crops are tight, the border is filled, never mirrored), makes its sketch
 as the app does (HED + Canny, :func:`facesketch.engine.sketchify`), and stores each
 component's pooled E_sketch latent of that sketch, its E_app codes (what a dropped
-photo gives) and its 68 dlib landmarks.  Photos dlib cannot align are skipped and
-the next of the same group is taken.  dlib loads only when this runs.
+photo gives), its 68 dlib landmarks and its dlib face descriptor (who the face
+looks like: the real-texture stage picks the gallery face nearest the render's).
+Photos dlib cannot align are skipped and the next of the same group is taken.  dlib
+loads only when this runs.
 """
 
 from __future__ import annotations
@@ -100,6 +103,39 @@ def pick_faces(src: Path, n: int, seed: int) -> list[tuple[Path, Any]]:
     return out
 
 
+def descriptors(images: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
+    """(M, 128) float32 dlib descriptors of aligned faces (the landmarks' box where the
+    detector misses one)."""
+    from facesketch.face.detect import face_identity
+
+    out = []
+    for img, pts in zip(images, landmarks, strict=True):
+        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+        ident = face_identity(img, box=(x0, y0, x1, y1))
+        if ident is None:
+            raise RuntimeError("no descriptor for a gallery face (dlib missing?)")
+        out.append(ident.descriptor)
+    return np.stack(out).astype(np.float32)
+
+
+def add_descriptors(folder: Path) -> dict[str, Any]:
+    """Add (or refresh) the descriptors of a built gallery in place; returns the manifest."""
+    from facesketch.engine.gallery import ARRAYS_FILE, Gallery, clear_cache
+
+    gal = Gallery.load(folder)
+    t0 = time.perf_counter()
+    with np.load(folder / ARRAYS_FILE, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    images = [gal.image(i) for i in range(gal.size)]
+    arrays["descriptors"] = descriptors(images, gal.landmark_array)
+    manifest = dict(gal.manifest)
+    stages = dict(manifest.get("stages_seconds", {}))
+    stages["descriptors"] = round(time.perf_counter() - t0, 1)
+    manifest["stages_seconds"] = stages
+    clear_cache()
+    return write_gallery(folder, arrays, manifest)
+
+
 def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dict[str, Any]:
     """Write gallery.npz + gallery.json into ``out``; returns the manifest."""
     import cv2
@@ -136,6 +172,8 @@ def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dic
                 appearance[c].append(nets.appearance(appearance_input(ph, lay, c)).float().numpy())
     t_latent = time.perf_counter() - t0 - t_align - t_sketch
     print(f"latents in {t_latent:.0f} s", flush=True)
+    marks = np.stack([a.landmarks for _, a in faces]).astype(np.float32)
+    descs = descriptors(images, marks)
 
     blobs = []
     for img in images:
@@ -150,7 +188,8 @@ def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dic
         "jpeg": np.concatenate(blobs).astype(np.uint8),
         "offsets": offsets,
         "masks": np.stack([np.packbits(m > 127, axis=1) for m in masks]),
-        "landmarks": np.stack([a.landmarks for _, a in faces]).astype(np.float32),
+        "landmarks": marks,
+        "descriptors": descs,
     }
     for c in COMPONENTS:
         arrays[f"geometry_{c}"] = np.concatenate(geometry[c]).astype(np.float16)
@@ -172,6 +211,7 @@ def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dic
             "align": round(t_align, 1),
             "sketch": round(t_sketch, 1),
             "latents": round(t_latent, 1),
+            "descriptors": round(time.perf_counter() - t0 - t_align - t_sketch - t_latent, 1),
         },
         "faces": records,
     }
@@ -235,7 +275,8 @@ offers as "suggested faces" in the appearance panel.  Per face: the 256 px align
 (JPEG q90), its validity mask, its 68 dlib landmarks (256 canvas, dlib convention), the
 geometry latent of its sketch for each component (E_sketch of the shipped local networks,
 average-pooled to {manifest["pool_grid"]}x{manifest["pool_grid"]}, fp16) and its appearance codes
-(E_app, fp32).  Files: `gallery.npz` (no pickle; sha256 in `gallery.json`), `gallery.json`
+(E_app, fp32), and its 128-d dlib face descriptor (face_recognition_models' ResNet: the
+real-texture stage takes the face whose descriptor is nearest the render's).  Files: `gallery.npz` (no pickle; sha256 in `gallery.json`), `gallery.json`
 (per-face source file, gender, age, ethnicity, coverage; the sha256 of the local networks
 the latents belong to: the engine refuses a gallery of other weights and uses the mean look).
 Size {size / 1e6:.2f} MB.
@@ -284,7 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-pairs", type=Path, default=None, help="CUHK pairs: mean vs gallery")
     ap.add_argument("--k", type=int, default=5)
+    ap.add_argument(
+        "--add-descriptors", action="store_true", help="add dlib descriptors to --out in place"
+    )
     args = ap.parse_args(argv)
+    if args.add_descriptors:
+        manifest = add_descriptors(args.out)
+        print(f"descriptors of {len(manifest['faces'])} faces added to {args.out}")
+        return 0
     if args.eval_pairs is not None:
         import torch
 

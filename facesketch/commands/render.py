@@ -168,6 +168,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --geometry-photo: comma-separated parts (left-eye, right-eye, nose, mouth, "
         "background) or 'all' (default); the other parts follow the sketch",
     )
+    parser.add_argument(
+        "--texture",
+        choices=("on", "off"),
+        default="on",
+        help="real skin, eye and hair texture from the gallery face that looks most like the "
+        "render, or from the dropped photos (default: on)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--weights", type=Path, help="weights folder (default: the shipped ones)")
 
@@ -381,7 +388,15 @@ def _make_pipeline(args: argparse.Namespace) -> Any:
     from facesketch.engine.devices import select_device
     from facesketch.engine.pipeline import FacePipeline
 
-    return FacePipeline(load_bundle(args.weights), select_device(args.device))
+    pipe = FacePipeline(
+        load_bundle(args.weights),
+        select_device(args.device),
+        real_pixels=getattr(args, "texture", "on") == "on",
+    )
+    wanted = getattr(args, "texture", "on") == "on"
+    if wanted and pipe.real_pixels_problem not in ("", "turned off"):  # not by $FACESKETCH_TEXTURE
+        print(f"warning: {pipe.real_pixels_problem}", file=sys.stderr)
+    return pipe
 
 
 def load_bundle(weights: Path | None) -> Any:

@@ -52,6 +52,7 @@ class AlignedReference:
     digest: str
     image: np.ndarray  # uint8 (S, S, 3)
     mask: np.ndarray | None  # uint8 (S, S), 255 = came from the photo
+    landmarks: np.ndarray | None = None  # dlib (68, 2) in the aligned frame (real texture)
 
 
 class _LRU(OrderedDict):
@@ -141,7 +142,13 @@ def align_reference(path: str | os.PathLike[str], canvas: int) -> AlignedReferen
         aligned = align_face(rgb, size=canvas, layout=FaceLayout.default(canvas))
     except NoFaceError as exc:
         raise AppearanceError(f"no face found in {p}: {exc}") from exc
-    ref = AlignedReference(str(p), digest, aligned.image, getattr(aligned, "mask", None))
+    ref = AlignedReference(
+        str(p),
+        digest,
+        aligned.image,
+        getattr(aligned, "mask", None),
+        getattr(aligned, "landmarks", None),
+    )
     return _aligned.put((digest, canvas), ref)
 
 
@@ -153,10 +160,13 @@ def _gallery_reference(path: str, index: int, canvas: int) -> AlignedReference:
         image, mask = gal.image(index), gal.mask(index)
     except IndexError as exc:
         raise AppearanceError(f"cannot use {path}: {exc}") from None
+    marks = gal.landmarks(index)
     if image.shape[0] != canvas:
+        f = canvas / image.shape[0]
         image = cv2.resize(image, (canvas, canvas), interpolation=cv2.INTER_AREA)
         mask = cv2.resize(mask, (canvas, canvas), interpolation=cv2.INTER_NEAREST)
-    return AlignedReference(path, file_digest(path), image, mask)
+        marks = (marks + 0.5) * f - 0.5
+    return AlignedReference(path, file_digest(path), image, mask, marks)
 
 
 def component_crop(image: Any, name: str, layout: FaceLayout) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,6 +40,8 @@ class RenderRequest:
     cartoon_style: str | None = None
     geometry_photo: np.ndarray | None = None
     photo_components: tuple[str, ...] = ()
+    #: the real-texture stage on or off (None: as the engine is)
+    texture: bool | None = None
 
 
 @dataclass
@@ -57,11 +60,21 @@ class RenderResult:
     recomputed: list[str] = field(default_factory=list)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: where the face's real texture came from (``gallery:<n>``, photo paths); empty
+    #: when the real-texture stage is off or found no face
+    texture: list[str] = field(default_factory=list)
 
     @property
     def total_ms(self) -> float:
         """Wall time of the render (``timings["total"]``, else the sum of the parts)."""
         return float(self.timings.get("total", sum(self.timings.values())))
+
+
+def texture_label(source: str) -> str:
+    """How the window names a texture source: ``gallery face 113`` or a photo's file name."""
+    if source.startswith("gallery:"):
+        return f"gallery face {source.split(':', 1)[1]}"
+    return Path(source).name
 
 
 @dataclass

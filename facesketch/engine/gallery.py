@@ -138,6 +138,9 @@ class Gallery:
     offsets: np.ndarray  # (M + 1,) int64 into jpeg
     masks: np.ndarray  # (M, S, S/8) packed validity masks
     manifest: dict[str, Any]
+    #: (M, 128) float32 dlib face descriptors of the photos (None in older galleries):
+    #: who each face looks like, for :meth:`nearest_identity`
+    descriptors: np.ndarray | None = None
 
     @property
     def size(self) -> int:
@@ -201,6 +204,9 @@ class Gallery:
                 offsets=data["offsets"].astype(np.int64),
                 masks=data["masks"],
                 manifest=manifest,
+                descriptors=(
+                    data["descriptors"].astype(np.float32) if "descriptors" in data else None
+                ),
             )
         except KeyError as exc:
             raise GalleryError(f"{arr_path}: lacks array {exc}; {fix}") from None
@@ -219,6 +225,10 @@ class Gallery:
             and len(self.masks) == m
             and all(
                 np.isfinite(a).all() for a in (*self.geometry.values(), *self.appearance.values())
+            )
+            and (
+                self.descriptors is None
+                or (self.descriptors.shape == (m, 128) and np.isfinite(self.descriptors).all())
             )
         )
         if not ok:
@@ -251,6 +261,16 @@ class Gallery:
             return [(int(near[0]), 1.0)]  # the query is a gallery face
         w = lle_weights(x, bank[near])
         return [(int(i), float(wi)) for i, wi in zip(near, w, strict=True) if wi > 0]
+
+    def nearest_identity(self, descriptor: np.ndarray) -> int | None:
+        """The face whose dlib descriptor is nearest ``descriptor`` (128,): the gallery
+        person who looks most like it; None for a gallery without descriptors."""
+        if self.descriptors is None:
+            return None
+        d = np.asarray(descriptor, np.float32).reshape(-1)
+        if d.shape != (128,):
+            raise ValueError(f"a face descriptor has 128 values, got {d.size}")
+        return int(np.argmin(((self.descriptors - d) ** 2).sum(1)))
 
     def blend(self, component: str, picks: list[tuple[int, float]]) -> np.ndarray:
         """(A,) appearance code: the weighted sum of the picked faces' codes."""

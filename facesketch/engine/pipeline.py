@@ -85,6 +85,8 @@ class PipelineOutput:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     fusion: str = "fusion"  # which fusion made the face: fusion, or fusion_ref (real pixels)
+    #: where the real texture came from (``gallery:<n>``, photo paths), empty without it
+    texture: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -109,6 +111,7 @@ class FacePipeline:
         feather: int | None = DEFAULT_FEATHER,
         pattern_period: int | None = None,
         reference_fusion: nn.Module | str | None = "auto",
+        real_pixels: bool | None = None,
     ) -> None:
         self.spec = device if isinstance(device, DeviceSpec) else select_device(device)
         self.bundle = bundle.to(self.spec.module)
@@ -155,6 +158,12 @@ class FacePipeline:
                 f"network bundle has no default appearance code for {', '.join(missing)}"
             )
         self.appearance = AppearanceBank(self._encode_appearance, self.canvas)
+        #: the real-texture stage (facesketch.engine.real_pixels), None when off or when
+        #: the gallery descriptors or the landmark network are not installed
+        self.real_pixels: Any = None
+        #: why the real-texture stage is off (shown by the app and the CLI), or ""
+        self.real_pixels_problem = ""
+        self.set_real_pixels(real_pixels)
         self.counters: dict[str, int] = {}
         self._branches: dict[str, _Branch] = {}
         self._last: tuple[str, PipelineOutput] | None = None
@@ -166,6 +175,29 @@ class FacePipeline:
     def _encode_appearance(self, component: str, crop: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return self.bundle.components[component].appearance(self.spec.tensor(crop))
+
+    def set_real_pixels(self, on: bool | None = None) -> None:
+        """Turn the real-texture stage on (None: the default, on) or off.
+        ``$FACESKETCH_TEXTURE=0`` keeps it off whatever is asked (a switch for a
+        machine where dlib misbehaves, and for tests of the networks alone)."""
+        import os
+
+        self.texture_wanted = on = True if on is None else bool(on)
+        if os.environ.get("FACESKETCH_TEXTURE", "1").strip().lower() in ("0", "off"):
+            on = False
+        self.real_pixels, self.real_pixels_problem = None, "" if on else "turned off"
+        self._last = None
+        if not on:
+            return
+        try:
+            from facesketch.engine.gallery import Gallery
+            from facesketch.engine.real_pixels import RealPixels
+            from facesketch.engine.weights import read_manifest
+
+            read_manifest("landmarks")  # the warp needs the sketch's landmarks
+            self.real_pixels = RealPixels(Gallery.load())
+        except Exception as exc:  # noqa: BLE001 - the networks' face is still shown
+            self.real_pixels_problem = f"real texture is off: {exc}"
 
     def clear_cache(self) -> None:
         """Forget cached branch maps (after weights change)."""
@@ -303,7 +335,15 @@ class FacePipeline:
         if check():
             raise RenderCancelled
         face = self._fuse(lay, size, timings, check, ref)
+        texture: list[str] = []
+        if self.real_pixels is not None and ref is None:
+            t = time.perf_counter()
+            face, texture = self._real_pixels(face, sk, lay, appearance, recomputed)
+            stage = self.real_pixels.state.timings
+            timings.update({f"real_pixels_{k}": v for k, v in stage.items()})
+            timings["real_pixels"] = (time.perf_counter() - t) * 1000
         out = PipelineOutput(face, self._calibrated_sketch(lay, size), recomputed, timings)
+        out.texture = texture
         out.fusion = "fusion_ref" if ref is not None else "fusion"
         if scn_strength > 0 and self.bundle.scn is None:
             out.warnings.append(
@@ -436,6 +476,44 @@ class FacePipeline:
                 self._count("upsample")
                 timings["upsample"] = (time.perf_counter() - t) * 1000
             return tensor_to_image(rgb[0])
+
+    def _real_pixels(
+        self,
+        face: np.ndarray,
+        sketch: np.ndarray,
+        lay: FaceLayout,
+        appearance: Mapping[str, Any] | None,
+        recomputed: list[str],
+    ) -> tuple[np.ndarray, list[str]]:
+        """Real texture on the rendered face (facesketch.engine.real_pixels): a dropped
+        photo's for its part or the whole face, else the gallery face nearest the render."""
+        from facesketch.engine.landmarks import has_ink, predict_landmarks
+        from facesketch.engine.real_pixels import PixelSource
+        from facesketch.sketch.document import FACE
+
+        if not has_ink(sketch):
+            return face, []
+        size = face.shape[0]
+        pts = (predict_landmarks(sketch, self.spec) + 0.5) * (size / self.canvas) - 0.5
+        sources: dict[str, PixelSource] = {}
+        for name in (FACE, *COMPONENTS):
+            slot = (appearance or {}).get(name)
+            paths = tuple(getattr(slot, "paths", ()) or ()) if slot is not None else ()
+            if not paths:
+                continue
+            ref = self.appearance.reference(paths[0])
+            if ref.landmarks is None:
+                continue
+            valid = ref.mask if ref.mask is not None else np.full(ref.image.shape[:2], 255)
+            sources[name] = PixelSource(
+                ref.digest, ref.image, valid.astype(np.uint8), ref.landmarks
+            )
+        rp = self.real_pixels
+        out = rp.apply(face, pts, lay, sources, recomputed)
+        used = [str(appearance[n].paths[0]) for n in sources]
+        if FACE not in sources and rp.state.index is not None:
+            used.insert(0, f"gallery:{rp.state.index}")
+        return out, used
 
     def _calibrated_sketch(self, lay: FaceLayout, size: int) -> np.ndarray:
         """The sketch the encoders saw, assembled like the feature maps (eyes on top)."""

@@ -261,6 +261,7 @@ class RenderService:
             device=pipe.spec.describe(),
             recomputed=out.recomputed,
             warnings=warnings + out.warnings,
+            texture=list(out.texture),
         )
         if req.cartoon_style:
             t = time.perf_counter()
@@ -274,6 +275,8 @@ class RenderService:
         return result
 
     def _render_on(self, pipe: FacePipeline, rid: int, req: RenderRequest) -> PipelineOutput:
+        if req.texture is not None and req.texture != pipe.texture_wanted:
+            pipe.set_real_pixels(req.texture)
         kwargs: dict[str, Any] = dict(
             size=req.size,
             scn_strength=req.scn_strength,

@@ -124,3 +124,63 @@ def detect_faces(rgb: np.ndarray, upsample: int | None = None) -> list[FaceDetec
             )
     faces.sort(key=lambda f: f.score, reverse=True)
     return faces
+
+
+#: Name of dlib's face-recognition ResNet inside ``face_recognition_models``.
+DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
+_RECOGNIZER: Any = None
+
+
+def _recognizer() -> Any:
+    """dlib's 128-d face descriptor network, loaded once.  Call under ``_LOCK``."""
+    global _RECOGNIZER
+    if _RECOGNIZER is None:
+        import dlib
+
+        path = landmark_model_path().parent / DESCRIPTOR_MODEL
+        if not path.is_file():
+            raise RuntimeError(f"{path}: dlib face descriptor model missing; reinstall it")
+        _RECOGNIZER = dlib.face_recognition_model_v1(str(path))
+    return _RECOGNIZER
+
+
+@dataclass(frozen=True)
+class FaceIdentity:
+    """dlib's 68 landmarks (pixels of the image) and 128-d descriptor of one face:
+    descriptors of the same person lie within ~0.6 of each other."""
+
+    landmarks: np.ndarray
+    descriptor: np.ndarray
+
+
+def face_identity(
+    rgb: np.ndarray, box: tuple[float, float, float, float] | None = None
+) -> FaceIdentity | None:
+    """Landmarks and descriptor of the most confident face of an RGB image, or None.
+
+    ``box`` (x0, y0, x1, y1): where the face is when the detector does not find it (a
+    render at the canonical layout); without it such an image gives None.  Detection
+    runs on at most a 256-px copy (a canonical face is large there and it is 3x faster).
+    """
+    import dlib
+
+    img = np.ascontiguousarray(as_rgb(np.asarray(rgb)))
+    h, w = img.shape[:2]
+    f = min(1.0, 256.0 / max(h, w))
+    small = img if f == 1.0 else cv2.resize(img, (round(w * f), round(h * f)), cv2.INTER_AREA)
+    with _LOCK:
+        found = _run_detector(np.ascontiguousarray(small), 0)
+        if found:
+            r = max(found, key=lambda rs: rs[1])[0]
+            rect = dlib.rectangle(
+                round(r.left() / f), round(r.top() / f), round(r.right() / f), round(r.bottom() / f)
+            )
+        elif box is not None:
+            rect = dlib.rectangle(*(round(v) for v in box))
+        else:
+            return None
+        _, predictor = _models()
+        shape = predictor(img, rect)
+        pts = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+        desc = np.array(_recognizer().compute_face_descriptor(img, shape), np.float32)
+    return FaceIdentity(pts, desc)

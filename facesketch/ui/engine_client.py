@@ -35,11 +35,20 @@ class EngineClient(QObject):
 
     # -- rendering -------------------------------------------------------------------
     def render(
-        self, snapshot: DocumentSnapshot, size: int, scn_strength: float, style: str | None
+        self,
+        snapshot: DocumentSnapshot,
+        size: int,
+        scn_strength: float,
+        style: str | None,
+        texture: bool | None = None,
     ) -> int:
         """Queue a render of ``snapshot``; a newer request supersedes queued ones."""
         request = RenderRequest(
-            document=snapshot, size=size, scn_strength=scn_strength, cartoon_style=style
+            document=snapshot,
+            size=size,
+            scn_strength=scn_strength,
+            cartoon_style=style,
+            texture=texture,
         )
         rid = self.service.submit(request, self.renderFinished.emit)  # emit: any thread
         with self._lock:

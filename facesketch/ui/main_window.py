@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
-from facesketch.engine.contract import JobResult, RenderResult
+from facesketch.engine.contract import JobResult, RenderResult, texture_label
 from facesketch.sketch import width_at_reference, width_on_canvas
 from facesketch.ui import appearance_actions, files, landmark_actions
 from facesketch.ui.appearance_actions import AppearanceActions
@@ -238,7 +238,7 @@ class MainWindow(QMainWindow):
 
     def _set_setting(self, key: str, value: int | str) -> None:
         self.settings.set(key, value)
-        if key == "render_size":
+        if key in ("render_size", "texture"):
             self.schedule_render()
         elif key == "device":
             self.feedback.status(f"device {value} is used from the next start", 6000)
@@ -350,6 +350,7 @@ class MainWindow(QMainWindow):
             self.settings.get("render_size"),
             float(doc.scn_strength),
             self.cartoon.style(),
+            self.settings.get("texture") == "on",
         )
 
     def on_render_finished(self, result: RenderResult) -> None:
@@ -371,6 +372,8 @@ class MainWindow(QMainWindow):
             text = f"last render {result.total_ms:.0f} ms"
             if "cartoon" in result.timings:
                 text += f" + cartoon {result.timings['cartoon']:.0f} ms"
+            if result.texture:
+                text += f" · texture: {texture_label(result.texture[0])}"
             self.time_label.setText(text)
         for warning in result.warnings:
             self.feedback.status(warning, 8000)

@@ -23,6 +23,7 @@ AUTOSAVE_CHOICES = (10, 30, 60, 300, 0)
 CHOICES: tuple[tuple[str, str, tuple[int | str, ...]], ...] = (
     ("device", "Device (next start)", ("auto", "cpu", "cuda")),
     ("render_size", "Render size", (256, 512)),
+    ("texture", "Real texture", ("on", "off")),
     ("canvas_size", "Canvas of new sketches", (256, 512)),
     ("autosave_s", "Autosave every", AUTOSAVE_CHOICES),
 )
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "canvas_size": 512,
     "render_size": 512,
+    "texture": "on",  # real skin/eye/hair texture from the gallery or the dropped photos
     # pen and eraser widths are pixels at the 512 reference canvas (sketch.width_on_canvas
     # gives a document's pixels), so a 256 sketch draws at the trained width too
     "pen_width": DEFAULT_LINE_WIDTH_512,

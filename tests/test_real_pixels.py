@@ -1,0 +1,201 @@
+"""Real texture on rendered faces (facesketch.engine.real_pixels).
+
+The transfer and the warp are checked on synthetic images; the sticky identity pick
+with a stand-in identifier; the pipeline with the shipped networks, gallery and dlib
+(the product path: the gallery pick, a dropped photo's part, on/off).
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from facesketch.engine import real_pixels as rp
+from facesketch.engine.gallery import Gallery
+from facesketch.engine.real_pixels import PixelSource, RealPixels, transfer, warp_source
+from facesketch.layout import FaceLayout
+
+
+def _smooth(side: int = 128, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(60, 200, (4, 4, 3)).astype(np.uint8)
+    return cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC)
+
+
+def test_transfer_leaves_the_render_alone_where_the_reference_is_not_valid():
+    render = _smooth()
+    ref = np.random.default_rng(1).integers(0, 255, render.shape).astype(np.uint8)
+    valid = np.zeros(render.shape[:2], np.float32)
+    valid[:, :48] = 1
+    out = transfer(render, ref, valid, sigma=2.0, feather=3.0)
+    assert np.array_equal(out[:, 80:], render[:, 80:])  # beyond the feather: untouched
+    assert np.abs(out[:, :40].astype(int) - render[:, :40]).mean() > 5  # texture inside
+
+
+def test_transfer_takes_the_references_fine_detail_not_its_shape():
+    render = _smooth()
+    yy, xx = np.mgrid[:128, :128]
+    stripes = (40 * np.sin(xx * np.pi / 2))[..., None]  # a 4-px texture
+    ref = np.clip(render.astype(np.float32) + stripes, 0, 255).astype(np.uint8)
+    out = transfer(render, ref, np.ones((128, 128), np.float32), sigma=4.0, feather=2.0)
+    detail = out.astype(np.float32) - cv2.GaussianBlur(out.astype(np.float32), (0, 0), 4)
+    corr = np.corrcoef(detail[16:-16, 16:-16, 1].ravel(), stripes[16:-16, 16:-16, 0].ravel())
+    assert corr[0, 1] > 0.8
+    # the broad shading keeps the render's shape (its colour statistics are the ref's)
+    lo = cv2.GaussianBlur(out, (0, 0), 8).astype(float)[16:-16, 16:-16, 1].ravel()
+    lo_render = cv2.GaussianBlur(render, (0, 0), 8).astype(float)[16:-16, 16:-16, 1].ravel()
+    assert np.corrcoef(lo, lo_render)[0, 1] > 0.95
+
+
+def test_warp_source_puts_the_sources_landmarks_on_the_targets():
+    side = 128
+    rng = np.random.default_rng(0)
+    src_pts = rng.uniform(30, 98, (68, 2)).astype(np.float32)
+    img = np.zeros((side, side, 3), np.uint8)
+    x, y = np.round(src_pts[30]).astype(int)
+    img[y - 2 : y + 3, x - 2 : x + 3] = 255  # a bright dot on landmark 30
+    dst = src_pts + np.array([6.0, -4.0], np.float32)  # the drawing is moved
+    src = PixelSource("t", img, np.full((side, side), 255, np.uint8), src_pts)
+    warped, valid = warp_source(src, dst, side)
+    w = warped[..., 0].astype(float)
+    ys, xs = np.mgrid[:side, :side]
+    cx, cy = (w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()  # the dot's centre
+    x0, y0 = np.round(src_pts[30]) - src_pts[30] + dst[30]  # where its centre should go
+    assert abs(cx - x0) <= 1.5 and abs(cy - y0) <= 1.5
+    assert valid.shape == (side, side) and valid.max() <= 1.0
+
+
+class _StubGallery:
+    def __init__(self) -> None:
+        self.descriptors = np.eye(3, 128, dtype=np.float32)
+
+    def nearest_identity(self, d):
+        return int(np.argmin(((self.descriptors - d) ** 2).sum(1)))
+
+    def image(self, i):
+        return np.full((64, 64, 3), 40 * (i + 1), np.uint8)
+
+    def mask(self, i):
+        return np.full((64, 64), 255, np.uint8)
+
+    def landmarks(self, i):
+        return FaceLayout.default(64) and np.random.default_rng(i).uniform(10, 54, (68, 2))
+
+
+def test_the_pick_is_renewed_on_whole_changes_and_when_stale(monkeypatch):
+    stage = RealPixels(_StubGallery())
+    calls = []
+    monkeypatch.setattr(stage, "identify", lambda render: calls.append(1) or len(calls) % 3)
+    render = _smooth(64)
+    stage.pick(render, ["background", "nose"])  # first render: identify
+    for _ in range(rp.MAX_STALE - 1):
+        stage.pick(render, ["nose"])  # one-part edits: keep the pick
+    assert len(calls) == 1
+    stage.pick(render, ["nose"])  # stale now
+    assert len(calls) == 2
+    stage.pick(render, ["mouth", "nose"])  # several parts: the drawing changed
+    assert len(calls) == 3
+
+
+def test_a_gallery_without_descriptors_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="descriptors"):
+        RealPixels(SimpleNamespace(descriptors=None))
+
+
+def test_the_shipped_gallery_has_a_descriptor_per_face():
+    g = Gallery.load()
+    assert g.descriptors is not None and g.descriptors.shape == (g.size, 128)
+    assert g.nearest_identity(g.descriptors[17]) == 17
+    with pytest.raises(ValueError, match="128"):
+        g.nearest_identity(np.zeros(5))
+
+
+@pytest.fixture(scope="module")
+def shipped_pipeline():
+    """The shipped networks with the stage on (conftest's kill switch lifted here)."""
+    pytest.importorskip("dlib")
+    from facesketch.engine.bundle import load_bundle
+    from facesketch.engine.pipeline import FacePipeline
+
+    saved = os.environ.pop("FACESKETCH_TEXTURE", None)
+    try:
+        pipe = FacePipeline(load_bundle(), "cpu", real_pixels=True)
+        assert pipe.real_pixels is not None, pipe.real_pixels_problem
+        yield pipe
+    finally:
+        if saved is not None:
+            os.environ["FACESKETCH_TEXTURE"] = saved
+
+
+def test_the_kill_switch_keeps_the_stage_off(monkeypatch):
+    from facesketch.engine.bundle import random_bundle
+    from facesketch.engine.pipeline import FacePipeline
+    from facesketch.models import preset
+
+    monkeypatch.setenv("FACESKETCH_TEXTURE", "0")
+    pipe = FacePipeline(random_bundle(preset("tiny"), seed=0), "cpu", real_pixels=True)
+    assert pipe.real_pixels is None and pipe.texture_wanted
+    assert pipe.real_pixels_problem == "turned off"
+
+
+def _samples():
+    from facesketch.resources import samples_dir
+
+    return samples_dir()
+
+
+def _demo_sketch() -> np.ndarray:
+    from facesketch.sketch.project import load_project
+
+    return load_project(_samples() / "demo.json").rasterize(256)
+
+
+def test_the_default_look_gets_a_gallery_faces_texture(shipped_pipeline):
+    pipe = shipped_pipeline
+    sketch = _demo_sketch()
+    on = pipe.render_sketch(sketch)
+    assert on.texture and on.texture[0].startswith("gallery:")
+    pipe.set_real_pixels(False)
+    try:
+        off = pipe.render_sketch(sketch)
+    finally:
+        pipe.set_real_pixels(True)
+    assert off.texture == []
+
+    # texture: more fine detail on the face (demo: 1.29 -> 1.49 with its gallery face,
+    # a soft UTKFace photo; 2.08 with the project's sharper photo), same broad picture
+    def detail(img):
+        g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)[150:420, 130:380]
+        return np.abs(g - cv2.GaussianBlur(g, (0, 0), 2)).mean()
+
+    assert detail(on.face) > 1.1 * detail(off.face)
+    photo = SimpleNamespace(paths=[str(_samples() / "sample-a.jpg")], mix=0.5)
+    dropped = pipe.render_sketch(sketch, appearance={"face": photo})
+    assert dropped.texture == photo.paths
+    assert detail(dropped.face) > 1.3 * detail(off.face)
+    broad = np.abs(
+        cv2.GaussianBlur(on.face, (0, 0), 12).astype(float) - cv2.GaussianBlur(off.face, (0, 0), 12)
+    )
+    assert broad.mean() < 25
+
+
+def test_a_photo_dropped_on_a_part_gives_that_part_its_texture(shipped_pipeline):
+    pipe = shipped_pipeline
+    sketch = _demo_sketch()
+    photo = str(_samples() / "sample-b.jpg")
+    slot = SimpleNamespace(paths=[photo], mix=0.5)
+    out = pipe.render_sketch(sketch, appearance={"mouth": slot})
+    assert photo in out.texture
+    base = pipe.render_sketch(sketch)
+    lay = FaceLayout.default(512)
+    m, le = lay.window("mouth"), lay.window("left_eye")
+
+    def diff(w):
+        a = out.face[w.y : w.y + w.size, w.x : w.x + w.size].astype(float)
+        return np.abs(a - base.face[w.y : w.y + w.size, w.x : w.x + w.size]).mean()
+
+    assert diff(m) > 3 * max(diff(le), 0.5)

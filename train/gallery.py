@@ -276,7 +276,8 @@ offers as "suggested faces" in the appearance panel.  Per face: the 256 px align
 geometry latent of its sketch for each component (E_sketch of the shipped local networks,
 average-pooled to {manifest["pool_grid"]}x{manifest["pool_grid"]}, fp16) and its appearance codes
 (E_app, fp32), and its 128-d dlib face descriptor (face_recognition_models' ResNet: the
-real-texture stage takes the face whose descriptor is nearest the render's).  Files: `gallery.npz` (no pickle; sha256 in `gallery.json`), `gallery.json`
+real-texture stage takes the face whose descriptor is nearest the render's).  Files:
+`gallery.npz` (no pickle; sha256 in `gallery.json`), `gallery.json`
 (per-face source file, gender, age, ethnicity, coverage; the sha256 of the local networks
 the latents belong to: the engine refuses a gallery of other weights and uses the mean look).
 Size {size / 1e6:.2f} MB.

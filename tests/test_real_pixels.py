@@ -199,3 +199,21 @@ def test_a_photo_dropped_on_a_part_gives_that_part_its_texture(shipped_pipeline)
         return np.abs(a - base.face[w.y : w.y + w.size, w.x : w.x + w.size]).mean()
 
     assert diff(m) > 3 * max(diff(le), 0.5)
+
+
+def test_a_broken_descriptor_model_leaves_the_networks_face(shipped_pipeline, monkeypatch):
+    """dlib's models unreadable mid-session: the plain face is shown, and why is kept."""
+    pipe = shipped_pipeline
+    sketch = _demo_sketch()
+    pipe.set_real_pixels(False)
+    plain = pipe.render_sketch(sketch).face
+    pipe.set_real_pixels(True)
+
+    def broken(*_a, **_k):
+        raise RuntimeError("dlib_face_recognition_resnet_model_v1.dat: missing")
+
+    monkeypatch.setattr(pipe.real_pixels, "identify", broken)
+    out = pipe.render_sketch(sketch)
+    assert out.texture == [] and np.array_equal(out.face, plain)
+    assert "resnet_model" in pipe.real_pixels_problem
+    pipe.set_real_pixels(True)

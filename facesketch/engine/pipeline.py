@@ -190,11 +190,15 @@ class FacePipeline:
         if not on:
             return
         try:
+            import importlib.util
+
             from facesketch.engine.gallery import Gallery
             from facesketch.engine.real_pixels import RealPixels
             from facesketch.engine.weights import read_manifest
 
             read_manifest("landmarks")  # the warp needs the sketch's landmarks
+            if importlib.util.find_spec("dlib") is None:
+                raise RuntimeError("dlib is not installed (pip install dlib-bin)")
             self.real_pixels = RealPixels(Gallery.load())
         except Exception as exc:  # noqa: BLE001 - the networks' face is still shown
             self.real_pixels_problem = f"real texture is off: {exc}"
@@ -509,7 +513,11 @@ class FacePipeline:
                 ref.digest, ref.image, valid.astype(np.uint8), ref.landmarks
             )
         rp = self.real_pixels
-        out = rp.apply(face, pts, lay, sources, recomputed)
+        try:
+            out = rp.apply(face, pts, lay, sources, recomputed)
+        except (RuntimeError, OSError) as exc:  # dlib's models unreadable: the plain face
+            self.real_pixels_problem = f"real texture skipped: {exc}"
+            return face, []
         used = [str(appearance[n].paths[0]) for n in sources]
         if FACE not in sources and rp.state.index is not None:
             used.insert(0, f"gallery:{rp.state.index}")

@@ -89,7 +89,7 @@ class _StubGallery:
 def test_the_pick_is_renewed_on_whole_changes_and_when_stale(monkeypatch):
     stage = RealPixels(_StubGallery())
     calls = []
-    monkeypatch.setattr(stage, "identify", lambda render: calls.append(1) or len(calls) % 3)
+    monkeypatch.setattr(stage, "identify", lambda r, lm=None: calls.append(1) or len(calls) % 3)
     render = _smooth(64)
     stage.pick(render, ["background", "nose"])  # first render: identify
     for _ in range(rp.MAX_STALE - 1):
@@ -112,6 +112,12 @@ def test_the_shipped_gallery_has_a_descriptor_per_face():
     assert g.nearest_identity(g.descriptors[17]) == 17
     with pytest.raises(ValueError, match="128"):
         g.nearest_identity(np.zeros(5))
+    # among the k nearest by descriptor, the one shaped like the sketch: a gallery face's
+    # own landmarks, moved and scaled, pick it back from its 5 nearest
+    d = g.descriptors[17]
+    near = np.argsort(((g.descriptors - d) ** 2).sum(1))[:5]
+    other = int(near[3])
+    assert g.nearest_identity(d, g.landmarks(other) * 1.7 + 30, k=5) == other
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +223,29 @@ def test_a_broken_descriptor_model_leaves_the_networks_face(shipped_pipeline, mo
     assert out.texture == [] and np.array_equal(out.face, plain)
     assert "resnet_model" in pipe.real_pixels_problem
     pipe.set_real_pixels(True)
+
+
+def test_the_blurriest_gallery_faces_never_lend_texture():
+    """A soft photo would smooth the face: the blurriest quarter is left out of picks."""
+    rng = np.random.default_rng(0)
+    pts = np.stack([np.linspace(8, 56, 68), np.linspace(20, 60, 68)], 1)
+    pts[17:27, 1] = 18  # brows above the jaw
+    noise = [rng.normal(0, 1, (64, 64)) for _ in range(4)]
+
+    class Gal(_StubGallery):
+        def __init__(self):
+            self.descriptors = np.zeros((4, 128), np.float32)
+            self.descriptors[:, 0] = [0.0, 0.1, 0.2, 0.3]
+
+        def image(self, i):  # face 0 is the softest
+            g = np.clip(128 + (5 + 20 * i) * noise[i], 0, 255).astype(np.uint8)
+            return np.repeat(g[..., None], 3, 2)
+
+        def landmarks(self, i):
+            return pts
+
+    gal = Gal()
+    sharp = rp.sharp_faces(gal)
+    assert sharp.tolist() == [False, True, True, True]
+    assert Gallery.nearest_identity(gal, np.zeros(128)) == 0  # plain nearest
+    assert Gallery.nearest_identity(gal, np.zeros(128), allowed=sharp) == 1

@@ -286,7 +286,8 @@ Size {size / 1e6:.2f} MB.
 
 **UTKFace** (Zhang, Song, Qi, "Age Progression/Regression by Conditional Adversarial
 Autoencoder", CVPR 2017), the aligned & cropped faces, as in `../shared/data/faces/utkface`.
-People photographed in the wild, not a celebrity set (UTKFace does not say who they are).
+People photographed in the wild; UTKFace does not say who they are, but it was collected
+from the web and some faces look like public figures (not screened here).
 **Licence: non-commercial research use only.**  The UTKFace authors do not own the images;
 copyright stays with the original owners.  This gallery may not be used commercially:
 a commercial build of facesketch must replace it (`python -m train.gallery --src ...`).

@@ -84,6 +84,12 @@ def lle_weights(x: np.ndarray, neighbours: np.ndarray, reg: float = LLE_REG) -> 
     return w
 
 
+def _shape(points: np.ndarray) -> np.ndarray:
+    """68 points centred and scaled to unit RMS: their shape, without position and size."""
+    p = np.asarray(points, np.float64) - np.mean(points, axis=0)
+    return p / max(float(np.sqrt((p**2).sum(1).mean())), 1e-9)
+
+
 def reference_id(index: int) -> str:
     """The appearance-slot reference string of gallery face ``index``."""
     return f"{REFERENCE_PREFIX}{int(index)}"
@@ -262,15 +268,36 @@ class Gallery:
         w = lle_weights(x, bank[near])
         return [(int(i), float(wi)) for i, wi in zip(near, w, strict=True) if wi > 0]
 
-    def nearest_identity(self, descriptor: np.ndarray) -> int | None:
+    def nearest_identity(
+        self,
+        descriptor: np.ndarray,
+        landmarks: np.ndarray | None = None,
+        k: int = 1,
+        allowed: np.ndarray | None = None,
+    ) -> int | None:
         """The face whose dlib descriptor is nearest ``descriptor`` (128,): the gallery
-        person who looks most like it; None for a gallery without descriptors."""
+        person who looks most like it; None for a gallery without descriptors.
+
+        With ``landmarks`` (68, 2, any frame) and ``k`` > 1: of the ``k`` nearest by
+        descriptor, the one whose landmark shape (position and scale removed) is
+        nearest, so a warp onto those landmarks bends the photo least.  ``allowed``
+        (bool (M,)): the faces that may be picked (default: all)."""
         if self.descriptors is None:
             return None
         d = np.asarray(descriptor, np.float32).reshape(-1)
         if d.shape != (128,):
             raise ValueError(f"a face descriptor has 128 values, got {d.size}")
-        return int(np.argmin(((self.descriptors - d) ** 2).sum(1)))
+        order = np.argsort(((self.descriptors - d) ** 2).sum(1), kind="stable")
+        if allowed is not None:
+            order = order[np.asarray(allowed, bool)[order]]
+            if not len(order):
+                return None
+        if landmarks is None or k <= 1:
+            return int(order[0])
+        near = order[: min(int(k), len(order))]
+        target = _shape(np.asarray(landmarks, np.float64))
+        dist = [((_shape(self.landmark_array[i]) - target) ** 2).sum() for i in near]
+        return int(near[int(np.argmin(dist))])
 
     def blend(self, component: str, picks: list[tuple[int, float]]) -> np.ndarray:
         """(A,) appearance code: the weighted sum of the picked faces' codes."""

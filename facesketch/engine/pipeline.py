@@ -18,7 +18,7 @@ nose stroke does not re-run it; the local maps are pasted over those windows wit
 rows are not blanked (the paste cuts them, the background shows there), so a stroke
 there re-runs the background as well: the output does change there.
 
-Why one ~470-line module: FacePipeline is one cache, and its content keys, cancel points
+Why one ~560-line module: FacePipeline is one cache, and its content keys, cancel points
 and stages must change together; the stateless parts already live in models.face_model.
 """
 

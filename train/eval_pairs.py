@@ -27,13 +27,8 @@ import cv2
 import numpy as np
 import torch
 
+from facesketch.engine.gallery import landmark_shape
 from facesketch.imaging import tensor_to_image, write_image
-
-
-def _normalised(points: np.ndarray) -> np.ndarray:
-    """68 landmarks centred and scaled to unit RMS (shape only, position and size removed)."""
-    p = points - points.mean(0)
-    return p / max(float(np.sqrt((p**2).sum(1).mean())), 1e-6)
 
 
 class ReferenceBank:
@@ -41,7 +36,7 @@ class ReferenceBank:
 
     def __init__(self, landmarks: np.ndarray, image, mask, source: str) -> None:
         self.landmarks, self._image, self._mask, self.source = landmarks, image, mask, source
-        self._shapes = np.stack([_normalised(p) for p in landmarks])
+        self._shapes = np.stack([landmark_shape(p) for p in landmarks])
 
     @classmethod
     def load(cls, data_root: Path | None) -> ReferenceBank:
@@ -79,7 +74,7 @@ class ReferenceBank:
 
     def nearest(self, points: np.ndarray) -> int:
         """Index of the face whose landmark shape is nearest ``points``."""
-        d = ((self._shapes - _normalised(points)[None]) ** 2).sum((1, 2))
+        d = ((self._shapes - landmark_shape(points)[None]) ** 2).sum((1, 2))
         return int(np.argmin(d))
 
     def warped(self, index: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -84,7 +84,7 @@ def lle_weights(x: np.ndarray, neighbours: np.ndarray, reg: float = LLE_REG) -> 
     return w
 
 
-def _shape(points: np.ndarray) -> np.ndarray:
+def landmark_shape(points: np.ndarray) -> np.ndarray:
     """68 points centred and scaled to unit RMS: their shape, without position and size."""
     p = np.asarray(points, np.float64) - np.mean(points, axis=0)
     return p / max(float(np.sqrt((p**2).sum(1).mean())), 1e-9)
@@ -295,8 +295,8 @@ class Gallery:
         if landmarks is None or k <= 1:
             return int(order[0])
         near = order[: min(int(k), len(order))]
-        target = _shape(np.asarray(landmarks, np.float64))
-        dist = [((_shape(self.landmark_array[i]) - target) ** 2).sum() for i in near]
+        target = landmark_shape(np.asarray(landmarks, np.float64))
+        dist = [((landmark_shape(self.landmark_array[i]) - target) ** 2).sum() for i in near]
         return int(near[int(np.argmin(dist))])
 
     def blend(self, component: str, picks: list[tuple[int, float]]) -> np.ndarray:

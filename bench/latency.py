@@ -6,6 +6,8 @@ Renders go through a real document (strokes rasterized at the internal canvas).
 Keys: ``device``, ``size``, ``full_render_ms`` (every branch + fusion, nothing cached),
 ``component_edit_ms`` (a new stroke inside the nose window: nose branch + paste +
 fusion + up head; the real-texture stage keeps its gallery pick there),
+``component_edit_following_ms`` (that edit as the app runs it for a new drawing, with
+"Follow my drawing" on: + the landmark network; the drawing is in place, so no warp),
 ``texture_identify_ms`` / ``texture_transfer_ms`` (the real-texture stage of a full
 render: dlib's descriptor + gallery pick, and warp + transfer; both inside
 ``full_render_ms``), ``full_render_no_texture_ms``, ``appearance_change_ms`` (the
@@ -142,6 +144,13 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
     render(base)
     edit_ms = _median_ms(lambda i: render(nose_stroke(base, i + 1)), repeats)
     assert render(nose_stroke(base, repeats + 2)).recomputed == ["nose"]
+    # the same edit as the app runs it by default: "Follow my drawing" on (new drawings)
+    from facesketch.engine.landmarks import render_following
+
+    follow_edit_ms = _median_ms(
+        lambda i: render_following(pipe, nose_stroke(base, i + 200).snapshot(), size=size),
+        repeats,
+    )
 
     # gallery default look (issue 16): k nearest + LLE blend for every re-run part
     gallery_edit_ms = gallery_lookup_ms = None
@@ -202,6 +211,7 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
         **texture,
         "full_render_no_texture_ms": plain_ms,
         "component_edit_ms": edit_ms,
+        "component_edit_following_ms": follow_edit_ms,
         "appearance_change_ms": app_ms,
         "gallery_look_edit_ms": gallery_edit_ms,
         "gallery_lookup_all_parts_ms": gallery_lookup_ms,

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from facesketch.engine.landmarks import (
+    MIN_SUPPORT,
     fit_drawing,
     fitted_layout,
+    ink_support,
     move_document,
     render_following,
 )
@@ -135,6 +137,22 @@ def test_a_small_off_centre_face_renders_where_it_was_drawn(pipe) -> None:
         assert np.abs(want - got).max() < 12
 
 
+def test_a_face_still_being_drawn_is_not_moved(pipe) -> None:
+    """Only jaw and brows drawn so far: the network still places eyes, nose and mouth,
+    on blank paper; the drawing renders as drawn until most of them are on ink."""
+    pts = _moved(template_landmarks(DOC), 0.45, -110, -90)
+    doc = _face_doc(pts)
+    doc.strokes = doc.strokes[:3]  # the jaw line and both brows
+    fake = FakePredictor(pts)
+    out = render_following(pipe, doc.snapshot(), fake, size=256)
+    assert fake.calls == 1 and "follow" not in out.timings
+    assert np.array_equal(out.face, pipe.render(doc.snapshot(), size=256).face)
+    whole = _face_doc(pts).rasterize(256)
+    assert ink_support(whole, fake.predict(whole)) == 1.0
+    assert ink_support(doc.rasterize(256), fake.predict(whole)) < MIN_SUPPORT
+    assert ink_support(np.full((256, 256), 255, np.uint8), fake.predict(whole)) == 0.0
+
+
 def test_a_face_in_place_renders_as_without_the_setting(pipe) -> None:
     pts = template_landmarks(DOC)
     snap = _face_doc(pts).snapshot()
@@ -152,7 +170,8 @@ def test_an_empty_canvas_is_not_sent_to_the_network(pipe) -> None:
 
 def test_the_setting_round_trips_and_old_projects_load_with_it_off(tmp_path) -> None:
     doc = _face_doc(template_landmarks(DOC))
-    assert not doc.follow_drawing
+    assert doc.follow_drawing  # a new drawing follows by default
+    doc.follow_drawing = False
     data = document_to_dict(doc)
     assert "follow_drawing" not in data  # files of documents without it are unchanged
     assert document_from_dict(data).follow_drawing is False
@@ -168,6 +187,7 @@ def test_the_setting_round_trips_and_old_projects_load_with_it_off(tmp_path) -> 
 def test_follow_and_fit_windows_are_undoable() -> None:
     pts = _moved(template_landmarks(DOC), 1.0, 70, 30)
     doc = _face_doc(pts)
+    doc.follow_drawing = False
     stack = CommandStack(doc)
     stack.push(SetFollowDrawing(True))
     assert doc.follow_drawing

@@ -89,6 +89,23 @@ def test_training_runs_resumes_and_exports_loadable_weights(tmp_path: Path) -> N
     assert pts[:, 0].max() < 200 + 50  # in the (non-square) input's own pixels
 
 
+def test_a_fine_tune_starts_from_the_exported_landmarks(tmp_path: Path) -> None:
+    """``--init`` on a weights folder finds the net under the stem it ships as
+    (``landmarks.safetensors``, not the task's own name ``net``)."""
+    run = tmp_path / "lm"
+    assert tl.main([*COMMON, "--run-dir", str(run), "--max-steps", "2"]) == 0
+    export = run / "export"
+    ft = tmp_path / "ft"
+    assert tl.main([*COMMON, "--run-dir", str(ft), "--init", str(export), "--max-steps", "2"]) == 0
+    log = (ft / "log.csv").read_text()
+    assert "step" in log
+    first = torch.load(run / "ckpt.pt", weights_only=False)["nets"]["net"]
+    tuned = torch.load(ft / "ckpt.pt", weights_only=False)["nets"]["net"]
+    # two steps from the export stay near it; a fresh start would be far away
+    key = next(k for k, v in first.items() if v.is_floating_point() and v.ndim == 4)
+    assert (tuned[key].float() - first[key].float()).abs().mean() < 0.02
+
+
 def test_a_few_steps_on_template_faces_reduce_the_error(tmp_path: Path) -> None:
     run = tmp_path / "learn"
     args = [

@@ -78,13 +78,16 @@ def test_show_landmarks_draws_the_predicted_points(qtbot, window):
 def test_follow_my_drawing_is_an_undoable_setting_sent_with_renders(qtbot, window):
     _draw_face(window)
     act = window.landmark_actions.act_follow
-    assert not act.isChecked() and not window.model.doc.follow_drawing
-    act.trigger()
-    assert window.model.doc.follow_drawing and act.isChecked()
+    # a new drawing follows by default: people rarely draw inside the windows
+    assert act.isChecked() and window.model.doc.follow_drawing
     window.request_render()
     assert window.service.requests[-1].document.follow_drawing
-    window.model.undo()
+    act.trigger()
     assert not window.model.doc.follow_drawing and not act.isChecked()
+    window.request_render()
+    assert not window.service.requests[-1].document.follow_drawing
+    window.model.undo()
+    assert window.model.doc.follow_drawing and act.isChecked()
 
 
 def test_fit_windows_moves_them_onto_the_drawing_in_one_undo_step(qtbot, window):

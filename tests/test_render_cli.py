@@ -265,3 +265,68 @@ def test_sketch_out_with_an_unknown_extension_is_a_usage_error(tiny_networks, tm
     assert cli.main(args) == 2
     assert "--sketch-out s.xyz" in capsys.readouterr().err
     assert not (tmp_path / "f.png").exists()
+
+
+def _off_centre_demo(tmp_path: Path) -> Path:
+    """The demo drawing at 55 % of its size in the top-left corner of the paper."""
+    from facesketch.sketch import load_project
+
+    drawn = load_project(samples_dir() / "demo.json").rasterize(512)
+    m = np.float32([[0.55, 0, 20], [0, 0.55, 40]])
+    path = tmp_path / "off-centre.png"
+    cv2.imwrite(str(path), cv2.warpAffine(drawn, m, (512, 512), borderValue=255))
+    return path
+
+
+@pytest.fixture()
+def follow_spy(monkeypatch):
+    """Tiny networks at the app's 256 canvas (at 128 a small drawing's lines fade below
+    the ink the landmarks need); records for each follow render whether the drawing was
+    moved onto the layout."""
+    from facesketch.engine import landmarks
+
+    app_canvas = dataclasses.replace(preset("tiny"), canvas=256)
+    monkeypatch.setattr(render, "load_bundle", lambda _w: random_bundle(app_canvas, seed=3))
+
+    moved: list[bool] = []
+    real = landmarks.render_following
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        moved.append("follow" in out.timings)
+        return out
+
+    monkeypatch.setattr(landmarks, "render_following", spy)
+    return moved
+
+
+@pytest.mark.parametrize(("follow", "moved"), [("auto", [True]), ("on", [True]), ("off", [])])
+def test_a_drawing_off_centre_renders_where_it_was_drawn(
+    follow_spy, tmp_path, capsys, follow, moved
+):
+    """The shipped landmark network finds the small face in the corner of a sketch
+    image and the face is rendered there (the drawing moved onto the layout and back)."""
+    out = tmp_path / f"{follow}.png"
+    args = ["render", str(_off_centre_demo(tmp_path)), "-o", str(out), "--size", "512"]
+    assert cli.main([*args, "--follow", follow]) == 0, capsys.readouterr().err
+    assert follow_spy == moved
+    assert read_image(out).shape == (512, 512, 3)
+
+
+def test_a_project_follows_its_drawing_in_render_as_in_the_app(follow_spy, tmp_path):
+    from facesketch.sketch import load_project
+
+    doc = load_project(samples_dir() / "demo.json")
+    m = np.array([[0.55, 0, 20], [0, 0.55, 40]])
+    doc.strokes = [
+        dataclasses.replace(s, points=(s.points @ m[:, :2].T + m[:, 2]).astype(np.float32))
+        for s in doc.strokes
+    ]
+    for follow in (False, True):
+        doc.follow_drawing = follow
+        path = save_project(doc, tmp_path / f"follow-{follow}.json")
+        out = tmp_path / f"follow-{follow}.png"
+        assert cli.main(["render", str(path), "-o", str(out), "--size", "512"]) == 0
+    assert follow_spy == [True]  # only the project that asks for it
+    args = ["render", str(path), "-o", str(tmp_path / "x.png"), "--size", "512"]
+    assert cli.main([*args, "--follow", "off"]) == 0 and follow_spy == [True]

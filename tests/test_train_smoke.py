@@ -278,6 +278,43 @@ def test_a_fine_tune_starts_from_exported_weights(tmp_path: Path) -> None:
     assert ckpt["loop"]["step"] == 4
 
 
+def test_a_resize_fusion_starts_from_an_exported_transposed_one(tmp_path: Path) -> None:
+    """``--set model.fusion.decoder=resize --init <weights>``: the transposed fusion
+    that ships warm-starts the mesh-free one (facesketch.models.fusion.init_from_transposed)."""
+    from facesketch.engine.weights import load_into
+    from facesketch.models.fusion import init_from_transposed
+
+    prev = None
+    for stage in (1, 2, 3):
+        run = tmp_path / f"local{stage}"
+        local.main(
+            [*COMMON, "--run-dir", str(run), "--stage", str(stage), "--max-steps", "1"]
+            + (["--init", str(prev)] if prev else [])
+        )
+        prev = run
+    fusion.main(
+        [*COMMON, "--run-dir", str(tmp_path / "f"), "--init", str(prev), "--max-steps", "1"]
+    )
+    old = GlobalFusion(TINY.fusion)
+    load_into(
+        old, tmp_path / "f" / "export" / "fusion.safetensors", "fusion", old.manifest_config()
+    )
+    args = ["--set", "model.fusion.decoder=resize", "--init", str(prev / "export")]
+    args += [str(tmp_path / "f" / "export"), "--set", "train.lr=0"]  # lr 0: stays the init
+    ckpt = _run_twice(fusion.main, tmp_path / "resize", args)
+    cfg = replace(TINY.fusion, decoder="resize")
+    want = init_from_transposed(
+        GlobalFusion(cfg), {k: v.float() for k, v in old.state_dict().items()}
+    )
+    got = ckpt["nets"]["fusion"]
+    assert any(".1.1.weight" in k for k in got)  # resize blocks: nearest + conv
+    for k, v in want.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(got[k].float(), v, atol=1e-3), k
+    manifest = json.loads((tmp_path / "resize" / "export" / "fusion.json").read_text())
+    assert manifest["config"]["decoder"] == "resize"
+
+
 def test_fill_loss_only_counts_pixels_the_photo_did_not_reach() -> None:
     img = torch.zeros(1, 3, 8, 8)
     mask = torch.ones(1, 1, 8, 8)

@@ -82,18 +82,33 @@ def export_stem(net_name: str) -> str:
     return net_name.replace(".", "_")
 
 
+def _adapted(task: Task, name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` as the task's net ``name`` takes it (:meth:`train.loop.Task.adapt_init`)."""
+    adapt = getattr(task, "adapt_init", None)
+    return adapt(name, state) if adapt is not None else state
+
+
 def _load_exported(task: Task, folder: Path) -> list[str]:
     """Nets from a folder of exported fp16 weights (``resources/weights`` or a run's
     ``export``), so a fine-tune can start from what ships; checksums are verified."""
     from facesketch.engine.weights import load_state_dict
 
     loaded = []
+    # a net exported under another stem (the landmark task's ``net`` ships as
+    # ``landmarks``) is found by the stem its task declares
+    exports = getattr(task, "exports", list)  # a bare holder of nets has none
+    declared = {id(e.module): e.stem for e in exports()}
     for name, net in task.nets.items():
-        path = folder / f"{export_stem(name)}.safetensors"
-        if not path.is_file():
+        stems = [export_stem(name), declared.get(id(net), export_stem(name))]
+        path = next(
+            (folder / f"{s}.safetensors" for s in stems if (folder / f"{s}.safetensors").is_file()),
+            None,
+        )
+        if path is None:
             continue
         state, _manifest = load_state_dict(path)
         own = net.state_dict()
+        state = _adapted(task, name, state)
         state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
         try:
             _load_widened(net, state)
@@ -124,7 +139,7 @@ def load_init(task: Task, paths: list[Path]) -> list[str]:
         for name, net in task.nets.items():
             if name in states:
                 try:
-                    _load_widened(net, states[name])
+                    _load_widened(net, _adapted(task, name, states[name]))
                 except RuntimeError as exc:
                     raise RuntimeError(
                         f"--init {ck}: network {name!r} does not fit "

@@ -31,7 +31,13 @@ from torch.utils.data import Dataset
 from facesketch.layout import COMPONENTS, FaceLayout
 from facesketch.models import losses
 from facesketch.models.face_model import FaceModel
-from facesketch.models.fusion import GlobalFusion, Upsampler2x, build_fusion_discriminator
+from facesketch.models.fusion import (
+    GlobalFusion,
+    Upsampler2x,
+    build_fusion_discriminator,
+    init_from_transposed,
+    is_transposed,
+)
 from facesketch.models.local import ComponentModel
 from train import loop
 from train.data import FaceDataset, oversample_full_canvas
@@ -178,6 +184,14 @@ class FusionTask(loop.Task):
             "val_psnr": psnr(out, img, mask),
         }
         return metrics, [batch["sketch"], out, img]
+
+    def adapt_init(self, name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A transposed-conv fusion starts a resize-conv one (no mesh) of the same sizes:
+        :func:`facesketch.models.fusion.init_from_transposed`."""
+        if name != "fusion" or self.fusion.cfg.decoder != "resize" or not is_transposed(state):
+            return state
+        old = {k: v.float() for k, v in state.items()}
+        return init_from_transposed(GlobalFusion(self.fusion.cfg), old).state_dict()
 
     def exports(self) -> list[loop.Export]:
         out = [loop.Export("fusion", self.fusion, "fusion", self.fusion.manifest_config())]

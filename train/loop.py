@@ -109,6 +109,11 @@ class Task:
     def exports(self) -> list[Export]:
         raise NotImplementedError
 
+    def adapt_init(self, name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """An earlier stage's weights for net ``name`` (``--init``), made to fit it: the
+        default is as they are; a task whose net changed shape converts them here."""
+        return state
+
     def forward(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)``: the forward pass of optimizer ``name``'s loss.
 

@@ -175,6 +175,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="real skin, eye and hair texture from the gallery face that looks most like the "
         "render, or from the dropped photos (default: on)",
     )
+    parser.add_argument(
+        "--follow",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="render the face where, and as large as, it was drawn (its landmarks found by "
+        "the landmark network) instead of only inside the canonical windows; auto: a "
+        "project's own setting, on for sketch images not aligned with a photo",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--weights", type=Path, help="weights folder (default: the shipped ones)")
 
@@ -266,7 +274,9 @@ def _render_one(
 
         doc = load_project(path)
         doc.appearance = {**doc.appearance, **overrides}
-        return pipe.render(doc.snapshot(), size=args.size, scn_strength=args.scn, **geometry), ""
+        if args.follow != "auto":
+            doc.follow_drawing = args.follow == "on"
+        return _render_doc(pipe, doc.snapshot(), args, geometry, args.scn), ""
     note = ""
     sketch = read_sketch(path)
     photo = args.align_with or (None if args.no_auto_align else paired_photo(path))
@@ -279,10 +289,36 @@ def _render_one(
         sketch = drawing_to_lines(prepare_sketch(sketch, pipe.canvas))
         note = ", ".join(filter(None, [note, "lines taken from a shaded drawing"]))
     strength = DEFAULT_SCN if args.scn is None else args.scn
+    if args.follow == "on" or (args.follow == "auto" and photo is None):
+        # a drawing not aligned by a photo may sit anywhere on the paper: render it
+        # where it was drawn (a drawing already in place renders exactly as without)
+        from facesketch.engine.pipeline import prepare_sketch
+        from facesketch.layout import FaceLayout
+        from facesketch.sketch import Document
+
+        doc = Document(
+            layout=FaceLayout.default(pipe.canvas),
+            background_image=prepare_sketch(sketch, pipe.canvas),
+            appearance=overrides,
+            scn_strength=strength,
+            follow_drawing=True,
+        )
+        return _render_doc(pipe, doc.snapshot(), args, geometry, strength), note
     out = pipe.render_sketch(
         sketch, None, overrides, size=args.size, scn_strength=strength, **geometry
     )
     return out, note
+
+
+def _render_doc(
+    pipe: Any, snap: Any, args: argparse.Namespace, geometry: dict, strength: float | None
+) -> Any:
+    """A document snapshot rendered as the app does, following the drawing if it asks."""
+    if snap.follow_drawing:
+        from facesketch.engine.landmarks import render_following
+
+        return render_following(pipe, snap, size=args.size, scn_strength=strength, **geometry)
+    return pipe.render(snap, size=args.size, scn_strength=strength, **geometry)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,6 +42,12 @@ CACHE_SIZE = 8
 MIN_SCALE, MAX_SCALE = 0.3, 3.0
 #: Least ink (share of canvas pixels darker than mid grey) before landmarks mean anything.
 MIN_INK = 0.002
+#: Share of the inner landmarks (brows, eyes, nose, mouth) that must lie on drawn ink
+#: before "Follow my drawing" moves a drawing: a face still being drawn (hair and brows
+#: so far) gets landmarks on blank paper, and its render must not jump about.
+MIN_SUPPORT = 0.8
+#: How near ink (share of the canvas side) a landmark must be to count as drawn.
+SUPPORT_RADIUS = 0.04
 #: A fit this close to the identity leaves the drawing alone (no resampling at all).
 IDENTITY_SCALE, IDENTITY_DEG, IDENTITY_PX = 0.03, 1.5, 2.0
 #: Feather (output pixels) of the warped-back face's edge.
@@ -189,6 +195,22 @@ def has_ink(sketch: np.ndarray) -> bool:
     return float((np.asarray(sketch) < 128).mean()) >= MIN_INK
 
 
+def ink_support(sketch: np.ndarray, landmarks: np.ndarray) -> float:
+    """Share of the inner landmarks (17-67) within :data:`SUPPORT_RADIUS` of ink in
+    ``sketch`` (points in its pixels): about 1 for a finished face, low while parts of
+    it are not drawn yet (the network still places them, on blank paper)."""
+    ink = (np.asarray(sketch) < 128).astype(np.uint8)
+    if not ink.any():
+        return 0.0
+    dist = cv2.distanceTransform(1 - ink, cv2.DIST_L2, 3)
+    h, w = ink.shape
+    pts = np.round(np.asarray(landmarks, np.float64)[17:]).astype(int)
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+    near = np.zeros(len(pts), bool)
+    near[inside] = dist[pts[inside, 1], pts[inside, 0]] <= SUPPORT_RADIUS * max(h, w)
+    return float(near.mean())
+
+
 def fit_drawing(landmarks: np.ndarray, layout: FaceLayout) -> DrawingFit | None:
     """The drawn face -> layout similarity, or None when it is no plausible face
     (a scale beyond :data:`MIN_SCALE`..:data:`MAX_SCALE`, or rotated past 45 degrees)."""
@@ -320,7 +342,9 @@ def render_following(
 
     ``pipe`` is a :class:`~facesketch.engine.pipeline.FacePipeline`; the output's
     timings gain ``landmarks`` and ``follow`` (ms) and, when the drawing is moved,
-    ``warnings`` say nothing: a drawing that is not yet a face renders as drawn."""
+    ``warnings`` say nothing: a drawing that is not yet a face renders as drawn (so
+    does one whose inner landmarks mostly miss its ink, :func:`ink_support`: a face
+    still being drawn stays put instead of jumping about with every stroke)."""
     t0 = time.perf_counter()
     canvas = pipe.canvas
     sketch = doc.rasterize(canvas)
@@ -334,9 +358,9 @@ def render_following(
             problem = f"Follow my drawing is off for now: {exc}"
         else:
             lm = pred.predict(sketch)
-            f = doc.canvas / canvas
-            lm_doc = (lm + 0.5) * f - 0.5
-            fit = fit_drawing(lm_doc, doc.layout)
+            if ink_support(sketch, lm) >= MIN_SUPPORT:  # else not a whole face yet
+                f = doc.canvas / canvas
+                fit = fit_drawing((lm + 0.5) * f - 0.5, doc.layout)
     t_lm = (time.perf_counter() - t0) * 1000
     if fit is None or fit.is_identity:
         out = pipe.render(doc, **kwargs)
@@ -373,6 +397,7 @@ __all__ = [
     "document_landmarks",
     "fit_drawing",
     "fitted_layout",
+    "ink_support",
     "move_document",
     "predict_landmarks",
     "predictor_for",

@@ -127,6 +127,15 @@ class GlobalFusion(BaseNetwork):
         return self.cfg.to_dict()
 
 
+def is_transposed(state: dict[str, torch.Tensor]) -> bool:
+    """Whether a fusion state dict has transposed-conv up-sampling (a version-1 decoder):
+    its up blocks keep the conv at ``body.<i>.0`` (a resize block at ``body.<i>.1.1``)."""
+    return any(
+        k.startswith("body.") and k.endswith(".0.weight") and v.ndim == 4 and k.count(".") == 3
+        for k, v in state.items()
+    )
+
+
 def init_from_transposed(fusion: GlobalFusion, old: dict[str, torch.Tensor]) -> GlobalFusion:
     """Warm-start a resize-conv (reference) fusion from a version-1 fusion's state dict.
 

@@ -235,7 +235,9 @@ class Document:
         """An empty document on a ``canvas``-pixel square with the canonical layout."""
         if int(canvas) <= 0:
             raise ValueError(f"canvas size must be positive, got {canvas!r}")
-        return cls(layout=FaceLayout.default(int(canvas)))
+        # a new drawing renders where it is drawn (people rarely draw inside the
+        # windows); projects saved without the setting keep rendering in the windows
+        return cls(layout=FaceLayout.default(int(canvas)), follow_drawing=True)
 
     @property
     def canvas(self) -> int:

@@ -1,12 +1,14 @@
 """``facesketch render``: sketches or project files to faces, in batch.
 
 The same :class:`~facesketch.engine.pipeline.FacePipeline` as the app renders here
-(no second copy of the model logic).  Sketch images are taken as aligned to the
-canonical layout unless a photo of the same face says otherwise: ``--align-with``
-names it, and for artist sketch/photo pairs laid out like CUHK
-(``.../sketch/F2-005-01-sz1.jpg`` beside ``.../photo/f-005-01.jpg``) the photo is
-found automatically.  The photo's dlib alignment matrix is then applied to the
-sketch.  A failing input is reported and skipped; the exit code says whether all
+(no second copy of the model logic).  A sketch image is aligned by a photo of the
+same face when there is one: ``--align-with`` names it, and for artist sketch/photo
+pairs laid out like CUHK (``.../sketch/F2-005-01-sz1.jpg`` beside
+``.../photo/f-005-01.jpg``) the photo is found automatically; the photo's dlib
+alignment matrix is then applied to the sketch.  Otherwise the face is found where it
+was drawn (``--follow``, as the app's "Follow my drawing"): its landmarks place it on
+the canonical layout, and the face is rendered back where, and as large as, it was
+drawn.  A failing input is reported and skipped; the exit code says whether all
 succeeded.
 """
 

@@ -224,11 +224,9 @@ def test_a_stop_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
     assert [json.loads((tmp_path / f"{r}.txt").read_text()) for r in (0, 1)] == [[True, False]] * 2
 
 
-def test_a_fine_tune_starts_from_exported_weights(tmp_path: Path) -> None:
-    """``--init`` on a folder of exported weights (what ships in resources/weights):
-    the nets start as exported, the fill loss and full-canvas repeat run, and it resumes."""
-    from facesketch.engine.weights import load_into
-
+def _locals_and_fusion(tmp_path: Path) -> Path:
+    """One step of each local stage and of the fusion (exports in ``local3/export`` and
+    ``f/export``); returns the local stage 3 run."""
     prev = None
     for stage in (1, 2, 3):
         run = tmp_path / f"local{stage}"
@@ -240,6 +238,15 @@ def test_a_fine_tune_starts_from_exported_weights(tmp_path: Path) -> None:
     fusion.main(
         [*COMMON, "--run-dir", str(tmp_path / "f"), "--init", str(prev), "--max-steps", "1"]
     )
+    return prev
+
+
+def test_a_fine_tune_starts_from_exported_weights(tmp_path: Path) -> None:
+    """``--init`` on a folder of exported weights (what ships in resources/weights):
+    the nets start as exported, the fill loss and full-canvas repeat run, and it resumes."""
+    from facesketch.engine.weights import load_into
+
+    prev = _locals_and_fusion(tmp_path)
     shipped = tmp_path / "f" / "export"  # the fusion; the local nets in local3's export
     band = [
         "--init",
@@ -284,17 +291,7 @@ def test_a_resize_fusion_starts_from_an_exported_transposed_one(tmp_path: Path) 
     from facesketch.engine.weights import load_into
     from facesketch.models.fusion import init_from_transposed
 
-    prev = None
-    for stage in (1, 2, 3):
-        run = tmp_path / f"local{stage}"
-        local.main(
-            [*COMMON, "--run-dir", str(run), "--stage", str(stage), "--max-steps", "1"]
-            + (["--init", str(prev)] if prev else [])
-        )
-        prev = run
-    fusion.main(
-        [*COMMON, "--run-dir", str(tmp_path / "f"), "--init", str(prev), "--max-steps", "1"]
-    )
+    prev = _locals_and_fusion(tmp_path)
     old = GlobalFusion(TINY.fusion)
     load_into(
         old, tmp_path / "f" / "export" / "fusion.safetensors", "fusion", old.manifest_config()

@@ -63,6 +63,29 @@ def test_resize_decoder_makes_no_mesh():
     assert out.std(dim=(-1, -2)).max() < 1e-4
 
 
+@pytest.mark.parametrize("side", [(12, 12), (9, 14)])
+def test_phase_split_resize_up_equals_nearest_then_conv(side):
+    """The sub-pixel form computes exactly nearest 2x + reflection-padded 3x3 conv,
+    forward and backward, borders included (same parameters, so old weights load)."""
+    from facesketch.models.blocks import ResizeUp, resize_up_block
+
+    torch.manual_seed(0)
+    block = resize_up_block(6, 5)
+    assert isinstance(block, ResizeUp) and "1.1.weight" in block.state_dict()
+    with torch.no_grad():
+        block[1][2].weight.uniform_(0.5, 1.5)
+        block[1][1].bias.normal_()
+    x = torch.randn(2, 6, *side, requires_grad=True)
+    fast, plain = block(x), nn.Sequential.forward(block, x)
+    assert fast.shape == (2, 5, 2 * side[0], 2 * side[1])
+    assert torch.allclose(fast, plain, atol=1e-5)
+    w = block[1][1].weight
+    g_fast = torch.autograd.grad((fast * plain.detach()).sum(), (x, w))
+    g_plain = torch.autograd.grad((plain * plain.detach()).sum(), (x, w))
+    for a, b in zip(g_fast, g_plain, strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_engine_uses_the_reference_fusion_only_with_a_reference():
     from facesketch.engine.bundle import random_bundle
     from facesketch.engine.pipeline import FacePipeline

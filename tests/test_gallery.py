@@ -269,6 +269,54 @@ def test_shipped_gallery_is_what_its_card_says():
     lm = gal.landmarks(0)
     assert ((lm > 0) & (lm < 256)).all()
     json.dumps(gal.labels(0))
+    # no photo screened out (watermarks, covered mouths) is in it, and the card says so
+    from train.gallery import read_screened
+
+    screened = read_screened()
+    sources = {gal.labels(i)["source"].split("/")[-1] for i in range(gal.size)}
+    assert screened and not sources & set(screened)
+    assert gal.manifest["screened_out"] == screened
+    assert "## Screened out" in card
+
+
+def test_gallery_build_skips_screened_photos(tmp_path, monkeypatch):
+    """pick_faces passes over a screened file and takes the next of its group."""
+    import facesketch.face as face_mod
+    import facesketch.imaging as imaging
+    from train import gallery as build_mod
+
+    names = [f"{20 + i}_1_2_2017011{i}000000000.jpg.chip.jpg" for i in range(4)]
+    for n in names:
+        (tmp_path / n).write_bytes(b"")
+    monkeypatch.setattr(imaging, "read_image", lambda p: np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr(face_mod, "align_face", lambda img, **kw: kw["source"])
+    picked = build_mod.pick_faces(tmp_path, 2, 0)
+    skip = {picked[0][0].name}
+    again = build_mod.pick_faces(tmp_path, 2, 0, skip)
+    assert len(again) == 2 and not skip & {p.name for p, _ in again}
+    assert [a for _, a in again] == [p.name for p, _ in again]
+
+
+def test_a_rebuild_keeps_the_face_numbers_projects_refer_to():
+    from pathlib import Path
+
+    from train.gallery import keep_numbers
+
+    def faces(*names):
+        return [(Path(f"/src/{n}"), n) for n in names]
+
+    previous = ["utkface/a", "utkface/b", "utkface/c", "utkface/d"]
+    # b was screened out: its replacement x takes number 1, the others keep theirs
+    got = keep_numbers(faces("a", "c", "x", "d"), previous)
+    assert [a for _, a in got] == ["a", "x", "c", "d"]
+    assert [a for _, a in keep_numbers(faces("y", "d", "a", "z", "w"), previous)] == [
+        "a",
+        "y",
+        "z",
+        "d",
+        "w",
+    ]
+    assert [a for _, a in keep_numbers(faces("q", "r"), [])] == ["q", "r"]
 
 
 def test_gallery_ships_in_the_wheel():

@@ -135,6 +135,11 @@ def test_a_small_off_centre_face_renders_where_it_was_drawn(pipe) -> None:
         want = canon[cy - 3 : cy + 4, cx - 3 : cx + 4].mean((0, 1))
         got = face[ey - 1 : ey + 2, ex - 1 : ex + 2].mean((0, 1))
         assert np.abs(want - got).max() < 12
+    # the output says where the layout went: the canvas shows the windows there
+    eye = pts[36:42].mean(0)
+    canon_eye = fit.matrix[:, :2] @ eye + fit.matrix[:, 2]
+    back = out.placement[:, :2] @ canon_eye + out.placement[:, 2]
+    assert np.allclose(back, eye, atol=1e-3)
 
 
 def test_a_face_still_being_drawn_is_not_moved(pipe) -> None:
@@ -160,6 +165,7 @@ def test_a_face_in_place_renders_as_without_the_setting(pipe) -> None:
     out = render_following(pipe, snap, fake, size=256)
     assert fake.calls == 1 and "follow" not in out.timings
     assert np.array_equal(out.face, pipe.render(snap, size=256).face)
+    assert out.placement is None
 
 
 def test_an_empty_canvas_is_not_sent_to_the_network(pipe) -> None:

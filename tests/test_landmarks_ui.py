@@ -102,3 +102,28 @@ def test_fit_windows_moves_them_onto_the_drawing_in_one_undo_step(qtbot, window)
     window.model.undo()
     assert window.model.doc.layout == before
     assert len(window.model.doc.strokes) == len(STROKES)  # the strokes stayed
+
+
+def test_windows_are_shown_where_a_followed_face_was_drawn(qtbot, window):
+    """While Follow my drawing moves the face, the dashed windows are drawn through the
+    same move (they stay layout windows: a drag still moves the layout's window)."""
+    from PySide6.QtCore import QPointF
+
+    from facesketch.engine.contract import RenderResult
+
+    canvas = window.canvas
+    item = canvas._windows["left_eye"]
+    w = window.model.doc.layout.window("left_eye")
+    placement = np.array([[0.5, 0.0, 10.0], [0.0, 0.5, 20.0]])  # drawn at half size
+    face = np.zeros((64, 64, 3), np.uint8)
+    sketch = np.full((64, 64), 255, np.uint8)
+    window.on_render_finished(RenderResult(1, face, sketch, placement=placement))
+    corner = item.mapToScene(QPointF(0, 0))
+    assert (corner.x(), corner.y()) == pytest.approx((0.5 * w.x + 10, 0.5 * w.y + 20))
+    assert item.pos() == QPointF(w.x, w.y)  # still the layout's own place
+    assert item.sceneBoundingRect().width() < 0.6 * item.boundingRect().width()
+    # a render as drawn (Follow off, or the face already in place) puts them back
+    window.on_render_finished(RenderResult(2, face, sketch))
+    assert canvas.window_placement().isIdentity()
+    corner = item.mapToScene(QPointF(0, 0))
+    assert (corner.x(), corner.y()) == pytest.approx((w.x, w.y))

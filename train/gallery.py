@@ -39,6 +39,20 @@ LICENCE = (
     "The images are not owned by the UTKFace authors; copyright stays with the original owners."
 )
 DEFAULT_SRC = Path("/work/shared/data/faces/utkface")
+#: Photos screened out by eye (watermarks, occluded mouths): file name -> reason.
+SCREENED = Path(__file__).with_name("gallery_screened.txt")
+
+
+def read_screened(path: Path = SCREENED) -> dict[str, str]:
+    """The screened-out photos of ``path``: file name -> reason (``#`` starts a comment)."""
+    out: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, reason = line.partition(" ")
+        out[name] = reason.strip()
+    return out
 
 
 def parse_name(name: str) -> dict[str, Any] | None:
@@ -73,9 +87,12 @@ def candidates(src: Path, seed: int) -> dict[tuple[str, str], dict[str, list[Pat
     return groups
 
 
-def pick_faces(src: Path, n: int, seed: int) -> list[tuple[Path, Any]]:
+def pick_faces(
+    src: Path, n: int, seed: int, exclude: frozenset[str] | set[str] = frozenset()
+) -> list[tuple[Path, Any]]:
     """Aligned faces, ``n`` in all, an equal share per (gender, ethnicity), spread
-    round-robin over the age decades that group has."""
+    round-robin over the age decades that group has; file names in ``exclude`` are
+    skipped like photos dlib cannot align."""
     from facesketch.face import NoFaceError, align_face
     from facesketch.imaging import read_image
 
@@ -93,6 +110,8 @@ def pick_faces(src: Path, n: int, seed: int) -> list[tuple[Path, Any]]:
                 if got >= want or not queues[d]:
                     continue
                 p = queues[d].pop()
+                if p.name in exclude:
+                    continue
                 try:
                     aligned = align_face(read_image(p), size=CANVAS, layout=lay, source=p.name)
                 except NoFaceError:
@@ -101,6 +120,26 @@ def pick_faces(src: Path, n: int, seed: int) -> list[tuple[Path, Any]]:
                 got += 1
         print(f"  {key[0]:6s} {key[1]:6s}: {got}", flush=True)
     return out
+
+
+def keep_numbers(faces: list[tuple[Path, Any]], previous: list[str]) -> list[tuple[Path, Any]]:
+    """``faces`` reordered so that a photo already in the ``previous`` gallery (its
+    ``source`` list) keeps its face number: projects refer to gallery faces as
+    ``gallery:<n>``, and a rebuild must not hand them another person.  New photos take
+    the freed numbers in order; with more faces than before, the rest follow."""
+    where = {src: i for i, src in enumerate(previous)}
+    slots: list[tuple[Path, Any] | None] = [None] * max(len(faces), len(previous))
+    new = []
+    for face in faces:
+        i = where.get(f"utkface/{face[0].name}")
+        if i is not None and i < len(slots):
+            slots[i] = face
+        else:
+            new.append(face)
+    for i in range(len(slots)):
+        if slots[i] is None and new:
+            slots[i] = new.pop(0)
+    return [f for f in slots if f is not None] + new
 
 
 def descriptors(images: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
@@ -148,7 +187,12 @@ def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dic
     from facesketch.models.face_model import FaceModel, appearance_input
 
     t0 = time.perf_counter()
-    faces = pick_faces(src, n, seed)
+    screened = read_screened()
+    faces = pick_faces(src, n, seed, set(screened))
+    previous = out / "gallery.json"
+    if previous.is_file():
+        old = json.loads(previous.read_text(encoding="utf-8")).get("faces", [])
+        faces = keep_numbers(faces, [f.get("source", "") for f in old])
     t_align = time.perf_counter() - t0
     print(f"aligned {len(faces)} faces in {t_align:.0f} s", flush=True)
     images = [a.image for _, a in faces]
@@ -206,6 +250,7 @@ def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dic
         "licence": LICENCE,
         "source": "UTKFace aligned & cropped faces (../shared/data/faces/utkface)",
         "seed": seed,
+        "screened_out": screened,
         "build_seconds": round(time.perf_counter() - t0, 1),
         "stages_seconds": {
             "align": round(t_align, 1),
@@ -257,6 +302,23 @@ def eval_pairs(pairs: Path, limit: int = 88, k: int = 5) -> dict[str, Any]:
     return report
 
 
+def screened_text(manifest: dict[str, Any]) -> str:
+    """The screened-out reasons of a manifest, counted: "3 stock-photo watermark, ..."."""
+    reasons = Counter(manifest.get("screened_out", {}).values())
+    return "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items())) or "none"
+
+
+def kept_sections(card: Path) -> str:
+    """What an existing card says after its generated part (the evaluations written
+    since the build), so a rebuild keeps them."""
+    if not card.is_file():
+        return ""
+    text = card.read_text(encoding="utf-8")
+    start = text.find("## How it was built")
+    nxt = text.find("\n## ", start + 1) if start >= 0 else -1
+    return text[nxt:] if nxt >= 0 else ""
+
+
 def write_card(out: Path, manifest: dict[str, Any], extra: str = "") -> Path:
     """The gallery's card ``gallery.md``: source, licence, counts, how it was built."""
     counts = group_counts(manifest)
@@ -301,11 +363,17 @@ within each gender x ethnicity group; photos dlib cannot align are replaced by t
 of the same group.  UTKFace's "Other" ethnicity label is UTKFace's own (Hispanic, Latino,
 Middle Eastern and others).
 
+## Screened out
+
+{len(manifest.get("screened_out", {}))} photos that the random pick would have taken are kept out
+(`train/gallery_screened.txt`, by eye, on a contact sheet of every face's high-pass detail:
+what the real-texture stage copies onto a render): {screened_text(manifest)}.
+
 ## How it was built
 
     python -m train.gallery --out resources/gallery --n {len(manifest["faces"])} --threads 1
 
-1 CPU thread on a shared 2-core machine (load average ~9 during the build): align
+1 CPU thread on a shared 2-core machine: align
 {st["align"]:.0f} s, sketch (HED + Canny, as the app's photo-to-sketch) {st["sketch"]:.0f} s,
 latents {st["latents"]:.0f} s; {manifest["build_seconds"]:.0f} s in all.  Aligned with the
 package's own aligner (facesketch.face.align) at 256; UTKFace crops are tight, so a face covers
@@ -348,8 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(max(1, args.threads))
+    kept = kept_sections(args.out / "gallery.md")
     manifest = build(args.out, args.n, args.src, args.seed)
-    write_card(args.out, manifest)
+    write_card(args.out, manifest, kept)
     counts = group_counts(manifest)
     size = sum(f.stat().st_size for f in args.out.iterdir() if f.is_file())
     print(f"{len(manifest['faces'])} faces, {size / 1e6:.2f} MB, {manifest['build_seconds']} s")

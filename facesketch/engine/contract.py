@@ -63,6 +63,10 @@ class RenderResult:
     #: where the face's real texture came from (``gallery:<n>``, photo paths); empty
     #: when the real-texture stage is off or found no face
     texture: list[str] = field(default_factory=list)
+    #: (2, 3) affine in document canvas px from the layout's canonical place to where the
+    #: face was drawn, while "Follow my drawing" moved it; None when rendered as drawn
+    #: (the canvas shows the component windows through it)
+    placement: np.ndarray | None = None
 
     @property
     def total_ms(self) -> float:

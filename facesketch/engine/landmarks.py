@@ -382,6 +382,7 @@ def render_following(
         face=_warp_back(canon.face, inv, neutral_colour(canon.face)),
         timings=dict(canon.timings),
         warnings=list(canon.warnings),
+        placement=cv2.invertAffineTransform(np.asarray(fit.matrix, np.float64)),
     )
     if canon.sketch is not None:
         s_side = canon.sketch.shape[0]

@@ -87,6 +87,9 @@ class PipelineOutput:
     fusion: str = "fusion"  # which fusion made the face: fusion, or fusion_ref (real pixels)
     #: where the real texture came from (``gallery:<n>``, photo paths), empty without it
     texture: list[str] = field(default_factory=list)
+    #: (2, 3) affine, document canvas px: the layout's canonical place -> where the face
+    #: was drawn, while "Follow my drawing" moved it (None: rendered as drawn)
+    placement: np.ndarray | None = None
 
 
 @dataclass

@@ -262,6 +262,7 @@ class RenderService:
             recomputed=out.recomputed,
             warnings=warnings + out.warnings,
             texture=list(out.texture),
+            placement=out.placement,
         )
         if req.cartoon_style:
             t = time.perf_counter()

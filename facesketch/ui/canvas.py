@@ -38,6 +38,7 @@ from facesketch.ui.canvas_items import (
     Z_LIVE,
     Z_OVERLAY,
     Z_STROKES,
+    Z_WINDOWS,
     ZOOM_STEP,
     LandmarkItem,
     StrokeItem,
@@ -104,6 +105,13 @@ class SketchCanvas(QGraphicsView):
         self._scene.addItem(self._stroke_layer)
         self._background_shown: Any = None
         self._window_geometry: dict[str, tuple[int, int, int]] = {}
+        # Parent of the window outlines: its transform shows them where the face was
+        # drawn while "Follow my drawing" moves it (children keep layout coordinates,
+        # so a drag still moves the layout's window)
+        self._window_frame = QGraphicsRectItem()
+        self._window_frame.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents, True)
+        self._window_frame.setZValue(Z_WINDOWS)
+        self._scene.addItem(self._window_frame)
         self._windows: dict[str, WindowItem] = {}
         self._windows_visible = True
         self._live: QGraphicsPathItem | None = None
@@ -189,7 +197,7 @@ class SketchCanvas(QGraphicsView):
             geometry = (w.x, w.y, w.size)
             if item is None:
                 item = WindowItem(self, name, QRectF(w.x, w.y, w.size, w.size))
-                self._scene.addItem(item)
+                item.setParentItem(self._window_frame)
                 self._windows[name] = item
                 item.setVisible(self._windows_visible)
             elif self._window_geometry.get(name) != geometry or item.pos() != QPointF(w.x, w.y):
@@ -213,6 +221,22 @@ class SketchCanvas(QGraphicsView):
         self._windows_visible = visible
         for item in self._windows.values():
             item.setVisible(visible)
+
+    def set_window_placement(self, matrix: np.ndarray | None) -> None:
+        """Show the component windows through ``matrix`` ((2, 3), layout -> where the face
+        was drawn, document canvas px: "Follow my drawing" moved it), or in place (None)."""
+        if matrix is None:
+            t = QTransform()
+        else:
+            m = np.asarray(matrix, np.float64)
+            t = QTransform(m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2])
+        if self._window_frame.transform() != t:
+            self._window_frame.setTransform(t)
+            self._refresh_windows()  # name tabs and grab bands keep their screen size
+
+    def window_placement(self) -> QTransform:
+        """How the window outlines are shown (identity: at the layout's places)."""
+        return self._window_frame.transform()
 
     def set_landmarks(self, points: np.ndarray | None) -> None:
         """Predicted landmarks ((68, 2) document canvas pixels) to show, or None."""

@@ -130,11 +130,17 @@ class WindowItem(QGraphicsRectItem):
         self.refresh()
 
     def _zoom(self) -> float:
+        """Screen pixels per item unit: the view's zoom times the frame's scale (the
+        windows are drawn smaller or larger where "Follow my drawing" moved the face)."""
         try:
-            self._last_zoom = max(self.canvas.zoom(), 1e-3)
+            zoom = self.canvas.zoom()
         except RuntimeError:  # the view is deleted before its scene's items (window closed)
-            pass
-        return getattr(self, "_last_zoom", 1.0)
+            return getattr(self, "_last_zoom", 1.0)
+        parent = self.parentItem()
+        if parent is not None:
+            zoom *= abs(parent.transform().determinant()) ** 0.5 or 1.0
+        self._last_zoom = max(zoom, 1e-3)
+        return self._last_zoom
 
     def tab_rect(self) -> QRectF:
         """The name tab (item coordinates): label size in screen pixels, so divided by zoom."""

@@ -368,6 +368,7 @@ class MainWindow(QMainWindow):
         if result.face is not None:
             self.result_view.set_result(result.face, result.sketch)
             self.canvas.set_calibrated(result.sketch)
+            self.canvas.set_window_placement(result.placement)
             self.appearance_actions.fetch_suggestions()  # gallery faces like these parts
             text = f"last render {result.total_ms:.0f} ms"
             if "cartoon" in result.timings:

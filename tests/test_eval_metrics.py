@@ -110,3 +110,19 @@ def test_chroma_noise_tells_a_noise_band_from_hair():
     assert chroma_noise(smooth[::2, ::2]) < 0.5  # other sizes scale the band
     mask = np.zeros((256, 256), np.uint8)
     assert np.isnan(chroma_noise(noisy, mask))
+
+
+def test_seam_ratio_sees_a_pasted_window_and_not_a_smooth_face():
+    from facesketch.layout import FaceLayout
+    from train.eval import seam_ratio
+
+    lay = FaceLayout.default(256)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
+    base = 120 + 40 * np.sin(xx / 37) * np.cos(yy / 29) + rng.normal(0, 3, (256, 256))
+    img = np.repeat(np.clip(base, 0, 255)[..., None], 3, -1).astype(np.uint8)
+    assert 0.8 < seam_ratio(img, lay) < 1.2
+    pasted = img.astype(np.int16)
+    w = lay.window("nose")
+    pasted[w.y : w.y + w.size, w.x : w.x + w.size] += 12  # a window a shade lighter
+    assert seam_ratio(np.clip(pasted, 0, 255).astype(np.uint8), lay) > 1.5

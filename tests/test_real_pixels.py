@@ -249,3 +249,35 @@ def test_the_blurriest_gallery_faces_never_lend_texture():
     assert sharp.tolist() == [False, True, True, True]
     assert Gallery.nearest_identity(gal, np.zeros(128)) == 0  # plain nearest
     assert Gallery.nearest_identity(gal, np.zeros(128), allowed=sharp) == 1
+
+
+def test_skin_shading_comes_from_the_references_skin_not_its_hair():
+    """With a shading sigma the face takes the reference's broad skin shading and tone;
+    the reference's fringe (not skin) does not darken the render's forehead."""
+    from facesketch.engine.real_pixels import apply_reference, prepare_reference, skin_weight
+
+    side = 256
+    _, xx = np.mgrid[:side, :side]
+    render = np.empty((side, side, 3), np.float32)
+    render[:] = (200, 160, 140)
+    render[150:153, 60:200] = 40  # a drawn line: not skin, not shaded
+    gradient = (40 * (xx / side - 0.5))[..., None]  # light from the right
+    ref = np.clip(np.array([175, 125, 105], np.float32) + gradient, 0, 255)
+    ref[:60] = (45, 35, 30)  # a dark fringe
+    ref, render = ref.astype(np.uint8), render.astype(np.uint8)
+    lab = cv2.cvtColor(ref, cv2.COLOR_RGB2LAB).astype(np.float32)
+    skin = skin_weight(lab, np.ones((side, side), bool))
+    assert skin[100:].min() > 0.5 and skin[:50].max() < 0.05
+    valid = np.ones((side, side), np.float32)
+    plain = apply_reference(render, prepare_reference(ref, valid, 4.0, 4.0))
+    shaded = apply_reference(render, prepare_reference(ref, valid, 4.0, 4.0, low_sigma=16.0))
+    rows = slice(170, 230)
+    lo = cv2.GaussianBlur(shaded.astype(np.float32), (0, 0), 8)[rows, 40:-40, 1].mean(0)
+    assert np.corrcoef(lo, gradient[0, 40:-40, 0])[0, 1] > 0.9  # the reference's shading
+    assert lo[-1] - lo[0] > 15
+    flat = cv2.GaussianBlur(plain.astype(np.float32), (0, 0), 8)[rows, 40:-40, 1].mean(0)
+    assert abs(flat[-1] - flat[0]) < 5  # without it the render keeps its own (flat)
+    # the forehead under the reference's fringe is not darkened by it
+    assert shaded[10:50, 40:-40].mean() > plain[10:50, 40:-40].mean() - 8
+    # the drawn line stays a dark line
+    assert shaded[151, 80:180].mean() < shaded[140, 80:180].mean() - 40

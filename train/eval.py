@@ -74,6 +74,34 @@ def chroma_noise(img: np.ndarray, mask: np.ndarray | None = None, rows: int = BA
     return float(hf[m].mean()) if m.any() else float("nan")
 
 
+#: Offsets (px at 256) of the parallel lines a window border's step is compared with.
+SEAM_OFFSETS = (-6, -5, 5, 6)
+
+
+def seam_ratio(img: np.ndarray, layout: FaceLayout) -> float:
+    """How much the grey level steps across the local windows' borders, over how much it
+    steps on parallel lines a few pixels away (mean absolute one-pixel difference along
+    each border's inner 80 %).  About 1 with no seams (real photos); above 1 when the
+    pasted windows show."""
+    g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    size = g.shape[0]
+    dx, dy = np.abs(np.diff(g, axis=1)), np.abs(np.diff(g, axis=0))
+    on, off = [], []
+    for name in LOCAL_COMPONENTS:
+        w = layout.window(name)
+        lo, hi = w.x + w.size // 10, w.x + w.size - w.size // 10
+        vlo, vhi = w.y + w.size // 10, w.y + w.size - w.size // 10
+        for b in (w.x, w.x + w.size):  # vertical borders: steps between columns b-1, b
+            if 6 < b < size - 7:
+                on.append(dx[vlo:vhi, b - 1].mean())
+                off.append(np.mean([dx[vlo:vhi, b - 1 + k].mean() for k in SEAM_OFFSETS]))
+        for b in (w.y, w.y + w.size):
+            if 6 < b < size - 7:
+                on.append(dy[b - 1, lo:hi].mean())
+                off.append(np.mean([dy[b - 1 + k, lo:hi].mean() for k in SEAM_OFFSETS]))
+    return float(np.sum(on) / max(np.sum(off), 1e-6))
+
+
 def masked_psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
     """PSNR (dB) over valid pixels of images in [-1, 1]."""
     m = mask.expand_as(a)
@@ -213,6 +241,8 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
             "color_after",
             "band_noise",
             "band_noise_photo",
+            "seam_ratio",
+            "seam_ratio_photo",
         )
     }
     lay = renderer.layout
@@ -221,6 +251,9 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
         res["band_noise"].append(chroma_noise(tensor_to_image(faces[i])))
         if m_top[: max(1, round(BAND_ROWS * m_top.shape[0] / 256))].mean() > 0.5:
             res["band_noise_photo"].append(chroma_noise(tensor_to_image(photos[i]), m_top))
+        res["seam_ratio"].append(seam_ratio(tensor_to_image(faces[i]), lay))
+        if m_top.mean() > 0.95:  # a photo that fills the canvas (no filled border)
+            res["seam_ratio_photo"].append(seam_ratio(tensor_to_image(photos[i]), lay))
         sk = tensor_to_image(sketches[i])
         m8 = (masks[i, 0].numpy() * 255).astype(np.uint8)
         face_sk, swap_sk = _sketch_of(faces[i], masks[i]), _sketch_of(swapped[i], masks[i])

@@ -43,8 +43,8 @@ from facesketch.layout import BACKGROUND, COMPONENTS, FaceLayout
 
 #: High-frequency cut-off (Gaussian sigma, px at a 512 render; scaled with the size).
 #: Measured on the CUHK pairs: sigma 2 adds little texture (KID 307), 4 gives edge F1
-#: 0.11 with identity and landmarks unchanged; low frequencies from the reference
-#: (sigma 8) lowered KID further but moved identity and landmarks away from the sketch.
+#: 0.11 with identity and landmarks unchanged.  The reference's low frequencies are
+#: taken too, over skin only: :data:`LOW_SIGMA_512`.
 HF_SIGMA_512 = 4.0
 #: Shading cut-off (Gaussian sigma, px at 512): below it the face takes the reference's
 #: skin shading and tone, measured only where both faces show skin (the reference's

@@ -281,3 +281,38 @@ def test_skin_shading_comes_from_the_references_skin_not_its_hair():
     assert shaded[10:50, 40:-40].mean() > plain[10:50, 40:-40].mean() - 8
     # the drawn line stays a dark line
     assert shaded[151, 80:180].mean() < shaded[140, 80:180].mean() - 40
+
+
+def test_another_persons_glasses_are_not_drawn_on_the_face():
+    """Outside the eyes, brows, nose and mouth only the reference's skin detail is
+    copied: a dark rim (glasses) and its high-pass halo stay out; skin grain comes in."""
+    from facesketch.engine.real_pixels import apply_reference, prepare_reference
+
+    side = 256
+    rng = np.random.default_rng(0)
+    render = np.full((side, side, 3), (200, 160, 140), np.uint8)
+    ref = np.clip(np.array([190, 150, 130]) + rng.normal(0, 6, (side, side, 1)), 0, 255)
+    ref = ref.astype(np.uint8)
+    cv2.circle(ref, (128, 128), 40, (30, 30, 30), 3)  # a rim
+    valid = np.ones((side, side), np.float32)
+    ring = np.zeros((side, side), np.uint8)
+    cv2.circle(ring, (128, 128), 40, 1, 9)
+    ring = ring > 0
+    skin_area = np.zeros((side, side), bool)
+    skin_area[200:240, 40:216] = True
+
+    def detail(out: np.ndarray) -> np.ndarray:
+        g = out.astype(np.float32).mean(-1)
+        return np.abs(g - cv2.GaussianBlur(g, (0, 0), 4))
+
+    everything = apply_reference(render, prepare_reference(ref, valid, 4.0, 2.0, 0.0))
+    nothing = np.zeros((side, side), np.float32)
+    skin_only = apply_reference(render, prepare_reference(ref, valid, 4.0, 2.0, 0.0, nothing))
+    features = np.ones((side, side), np.float32)
+    kept = apply_reference(render, prepare_reference(ref, valid, 4.0, 2.0, 0.0, features))
+    assert detail(everything)[ring].mean() > 20
+    assert detail(skin_only)[ring].mean() < 0.2 * detail(everything)[ring].mean()
+    assert detail(kept)[ring].mean() > 0.9 * detail(everything)[ring].mean()
+    # the skin grain away from the rim still comes in
+    assert detail(skin_only)[skin_area].mean() > 0.8 * detail(everything)[skin_area].mean()
+    assert detail(skin_only)[skin_area].mean() > 2.0

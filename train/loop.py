@@ -201,7 +201,18 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
     _iterate(r, args)
     if r.ctx.is_main:
         _finish(r, args)
+    _close_process_group()
     return run_dir
+
+
+def _close_process_group() -> None:
+    """Under torchrun: wait for rank 0's export, then destroy the process group before
+    the interpreter exits (gloo's threads left running abort a rank now and then at
+    finalization: SIGABRT, "terminate called without an active exception")."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _resumed_config(old_cfg: dict, cfg: dict, ckpt: Path) -> dict:

@@ -303,7 +303,7 @@ def eval_pairs(pairs: Path, limit: int = 88, k: int = 5) -> dict[str, Any]:
 
 
 def screened_text(manifest: dict[str, Any]) -> str:
-    """The screened-out reasons of a manifest, counted: "3 stock-photo watermark, ..."."""
+    """The screened-out reasons of a manifest, counted: "3 x stock-photo watermark; ..."."""
     reasons = Counter(manifest.get("screened_out", {}).values())
     return "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items())) or "none"
 

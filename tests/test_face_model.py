@@ -12,7 +12,7 @@ import torch
 
 from facesketch.layout import COMPONENTS, FaceLayout
 from facesketch.models import preset
-from facesketch.models.face_model import appearance_input, assemble_sketch, mesh_period
+from facesketch.models.face_model import FaceModel, appearance_input, assemble_sketch, mesh_period
 
 
 def drawn_sketch(size: int = 256) -> np.ndarray:
@@ -101,6 +101,23 @@ def test_old_fusion_keeps_the_notch_a_resize_fusion_needs_none():
     assert mesh_period(GlobalFusion(FusionConfig(base=4, n_down=2, max_ch=8))) == DEFAULT_PERIOD
     new = GlobalFusion(FusionConfig(base=4, n_down=2, max_ch=8, decoder="resize", ref_ch=4))
     assert mesh_period(new) == 0
+
+
+def test_the_2x_head_is_notched_only_after_a_fusion_that_leaves_a_mesh():
+    from facesketch.models.config import FusionConfig, UpConfig
+    from facesketch.models.filters import DEFAULT_PERIOD
+    from facesketch.models.fusion import GlobalFusion, Upsampler2x
+    from facesketch.models.local import ComponentModel
+
+    local = {c: ComponentModel(preset("lite").local, c) for c in COMPONENTS}
+    up = Upsampler2x(UpConfig())
+    for decoder, period in (("transpose", DEFAULT_PERIOD), ("resize", 0)):
+        fusion = GlobalFusion(FusionConfig(base=4, n_down=2, max_ch=8, decoder=decoder))
+        model = FaceModel.from_components(local, fusion, upsampler=up)
+        assert (model.pattern_period, model.up_period) == (period, period)
+        x = torch.rand(1, 3, 16, 16) * 2 - 1
+        if period == 0:  # nothing filtered: the head's own output
+            assert torch.equal(model.upsample(x), up(x))
 
 
 def test_appearance_input_and_assembled_sketch():

@@ -217,3 +217,26 @@ def test_periodic_pattern_filter_removes_the_mesh_and_keeps_the_image():
     odd = torch.rand(2, 3, 30, 50)
     assert remove_periodic_pattern(odd).shape == odd.shape
     assert torch.equal(remove_periodic_pattern(odd, period=1), odd)  # off
+
+
+def test_mesh_level_and_loss_measure_and_train_away_the_up_samplers_mesh():
+    import math
+
+    from facesketch.models.filters import mesh_level
+    from facesketch.models.losses import mesh_loss
+
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    image = (0.3 * (torch.sin(xx / 9) + torch.cos(yy / 11)))[None, None].expand(1, 3, 64, 64)
+    mesh = 0.04 * ((-1.0) ** (xx + yy) + 0.5 * torch.cos(math.pi / 2 * yy))
+    clean, meshed = mesh_level(image), mesh_level(image + mesh)
+    assert clean < 0.5 < 3.0 < meshed  # 8-bit grey levels: the mesh is ~4 levels RMS
+    # as a loss, its gradient removes the mesh and leaves the image
+    x = (image + mesh).clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.004)
+    for _ in range(100):
+        opt.zero_grad()
+        mesh_loss(x).backward()
+        opt.step()
+    assert mesh_level(x.detach()) < 0.3 * meshed
+    inner = (..., slice(8, -8), slice(8, -8))
+    assert (x.detach() - image)[inner].abs().mean() < 0.5 * mesh[8:-8, 8:-8].abs().mean()

@@ -283,10 +283,13 @@ def test_skin_shading_comes_from_the_references_skin_not_its_hair():
     assert shaded[151, 80:180].mean() < shaded[140, 80:180].mean() - 40
 
 
-def test_another_persons_glasses_are_not_drawn_on_the_face():
+def test_another_persons_glasses_are_not_drawn_on_the_face(monkeypatch):
     """Outside the eyes, brows, nose and mouth only the reference's skin detail is
     copied: a dark rim (glasses) and its high-pass halo stay out; skin grain comes in."""
+    from facesketch.engine import real_pixels
     from facesketch.engine.real_pixels import apply_reference, prepare_reference
+
+    monkeypatch.setattr(real_pixels, "DETAIL_AGREEMENT", 0.0)  # this mechanism alone
 
     side = 256
     rng = np.random.default_rng(0)
@@ -316,3 +319,46 @@ def test_another_persons_glasses_are_not_drawn_on_the_face():
     # the skin grain away from the rim still comes in
     assert detail(skin_only)[skin_area].mean() > 0.8 * detail(everything)[skin_area].mean()
     assert detail(skin_only)[skin_area].mean() > 2.0
+
+
+def test_teeth_in_the_reference_are_not_drawn_into_a_mouth_drawn_closed(monkeypatch):
+    """In the mouth, detail is copied only where the reference looks like the render at
+    the detail scale: a photo's teeth (white, sharp gaps) inside lips the render shows
+    closed drew "fangs"; its skin grain elsewhere still comes in."""
+    from facesketch.engine import real_pixels
+    from facesketch.engine.real_pixels import apply_reference, prepare_reference
+
+    side = 256
+    rng = np.random.default_rng(1)
+    render = np.full((side, side, 3), (200, 160, 140), np.uint8)
+    cv2.ellipse(render, (128, 170), (50, 14), 0, 0, 360, (170, 80, 80), -1)  # closed lips
+    ref = np.clip(np.array([195, 155, 135]) + rng.normal(0, 6, (side, side, 1)), 0, 255)
+    ref = ref.astype(np.uint8)
+    cv2.ellipse(ref, (128, 170), (50, 14), 0, 0, 360, (240, 240, 235), -1)  # teeth
+    for x in range(88, 170, 12):  # the gaps between them
+        cv2.line(ref, (x, 158), (x, 182), (60, 40, 40), 2)
+    valid = np.ones((side, side), np.float32)
+    mouth = np.zeros((side, side), np.uint8)
+    cv2.ellipse(mouth, (128, 170), (40, 8), 0, 0, 360, 1, -1)
+    mouth = mouth > 0
+    skin_area = np.zeros((side, side), bool)
+    skin_area[30:90, 40:216] = True
+
+    def detail(out: np.ndarray) -> np.ndarray:
+        g = out.astype(np.float32).mean(-1)
+        return np.abs(g - cv2.GaussianBlur(g, (0, 0), 4))
+
+    gate = np.zeros((side, side), np.float32)
+    gate[130:210, 60:196] = 1.0  # the mouth (the engine: feature_region of MOUTH_GROUP)
+
+    def run() -> np.ndarray:
+        features = np.ones((side, side), np.float32)  # all detail allowed by the region
+        prep = prepare_reference(ref, valid, 4.0, 2.0, 0.0, features, gate)
+        return apply_reference(render, prep)
+
+    gated = run()
+    monkeypatch.setattr(real_pixels, "DETAIL_AGREEMENT", 0.0)
+    ungated = run()
+    assert detail(ungated)[mouth].mean() > 15
+    assert detail(gated)[mouth].mean() < 0.35 * detail(ungated)[mouth].mean()
+    assert detail(gated)[skin_area].mean() > 0.8 * detail(ungated)[skin_area].mean() > 2.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -310,6 +311,19 @@ def test_a_resize_fusion_starts_from_an_exported_transposed_one(tmp_path: Path) 
             assert torch.allclose(got[k].float(), v, atol=1e-3), k
     manifest = json.loads((tmp_path / "resize" / "export" / "fusion.json").read_text())
     assert manifest["config"]["decoder"] == "resize"
+
+
+def test_the_mesh_loss_trains_a_resize_fusion_and_is_logged(tmp_path: Path) -> None:
+    """``task.w_mesh`` (train/configs/fusion_resize_mesh.json): the loss on the output's
+    up-sampling-grid component runs, and train and validation log the mesh."""
+    prev = _locals_and_fusion(tmp_path)
+    args = ["--set", "model.fusion.decoder=resize", "--init", str(prev / "export")]
+    args += [str(tmp_path / "f" / "export"), "--set", "task.w_mesh=50"]
+    _run_twice(fusion.main, tmp_path / "mesh", args)
+    rows = list(csv.DictReader((tmp_path / "mesh" / "log.csv").open()))
+    train = [float(r["mesh"]) for r in rows if r["kind"] == "train" and r["mesh"]]
+    val = [float(r["val_mesh"]) for r in rows if r["kind"] == "val" and r["val_mesh"]]
+    assert train and val and all(math.isfinite(v) and v > 0 for v in train + val)
 
 
 def test_fill_loss_only_counts_pixels_the_photo_did_not_reach() -> None:

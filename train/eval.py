@@ -9,7 +9,10 @@ Metrics (printed and written as JSON):
 - appearance transfer: per-component masked mean colour distance to a reference
   photo, before (own appearance) and after (the reference's appearance codes);
 - disentanglement: edge F1 between the renders with own and with reference
-  appearance (geometry should not move when only appearance changes).
+  appearance (geometry should not move when only appearance changes);
+- mesh: RMS (8-bit grey levels) of the fusion's raw output on the up-sampling grid's
+  harmonics (``facesketch.models.filters.mesh_level``), beside the photos' own and
+  what is shown after the engine's notch filter (if the decoder needs one).
 A contact sheet shows: rough sketch | calibrated sketch | face | the same face
 with two other appearance references.
 
@@ -37,6 +40,7 @@ from facesketch.layout import COMPONENTS, LOCAL_COMPONENTS, FaceLayout
 from facesketch.models import ComponentModel, GlobalFusion, StrokeCalibrator, Upsampler2x, preset
 from facesketch.models.config import FusionConfig, LocalConfig, SCNConfig
 from facesketch.models.face_model import FaceModel
+from facesketch.models.filters import mesh_level
 from facesketch.models.losses import mean_color
 
 TOLERANCE = 2  # pixels, for edge F1
@@ -221,6 +225,18 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
             for i in range(0, n, 8)
         ]
     )
+    # the fusion's own output (no notch filter): what "no mesh" is measured on
+    raw = torch.cat(
+        [
+            renderer.model(
+                inputs[i : i + 8],
+                {c: v[i : i + 8] for c, v in codes.items()},
+                renderer.layout,
+                filtered=False,
+            )
+            for i in range(0, n, 8)
+        ]
+    )
     ref = [(i + 1) % n for i in range(n)]
     swapped_codes = {c: v[ref] for c, v in codes.items()}
     swapped = torch.cat(
@@ -243,6 +259,9 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
             "band_noise_photo",
             "seam_ratio",
             "seam_ratio_photo",
+            "mesh",
+            "mesh_shown",
+            "mesh_photo",
         )
     }
     lay = renderer.layout
@@ -252,6 +271,9 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
         if m_top[: max(1, round(BAND_ROWS * m_top.shape[0] / 256))].mean() > 0.5:
             res["band_noise_photo"].append(chroma_noise(tensor_to_image(photos[i]), m_top))
         res["seam_ratio"].append(seam_ratio(tensor_to_image(faces[i]), lay))
+        res["mesh"].append(mesh_level(raw[i : i + 1]))
+        res["mesh_shown"].append(mesh_level(faces[i : i + 1]))
+        res["mesh_photo"].append(mesh_level(photos[i : i + 1]))
         if m_top.mean() > 0.95:  # a photo that fills the canvas (no filled border)
             res["seam_ratio_photo"].append(seam_ratio(tensor_to_image(photos[i]), lay))
         sk = tensor_to_image(sketches[i])

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 from facesketch.layout import COMPONENTS, FaceLayout
 from facesketch.models import losses
 from facesketch.models.face_model import FaceModel
+from facesketch.models.filters import mesh_level
 from facesketch.models.fusion import (
     GlobalFusion,
     Upsampler2x,
@@ -141,18 +142,22 @@ class FusionTask(loop.Task):
             l1 = losses.masked_l1(out, img, mask)
             perc = perceptual(self.perc, out, img, mask, int(t.get("perceptual_max_side", 128)))
             fill = fill_loss(out, img, mask)
+            mesh = losses.mesh_loss(out, int(t.get("mesh_period", 4)))
             loss = (
                 adv
                 + t.get("w_fm", 10.0) * fm
                 + t.get("w_perc", 10.0) * perc
                 + t.get("w_l1", 10.0) * l1
                 + t.get("w_fill", 0.0) * fill
+                + t.get("w_mesh", 0.0) * mesh
             )
-            return loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill
+            return loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh
 
         self.D.requires_grad_(False)
         with self.ctx.autocast():
-            loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill = self.forward("fusion", g_loss)
+            loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh = self.forward(
+                "fusion", g_loss
+            )
         self.step(loss, "fusion")
         self.D.requires_grad_(True)
         with self.ctx.autocast():
@@ -170,6 +175,7 @@ class FusionTask(loop.Task):
             "perc": perc.item(),
             "l1": l1.item(),
             "fill": fill.item(),
+            "mesh": mesh.item(),
             "d": d_loss.item(),
         }
 
@@ -182,6 +188,7 @@ class FusionTask(loop.Task):
         metrics = {
             "val_l1": losses.masked_l1(out, img, mask).item(),
             "val_psnr": psnr(out, img, mask),
+            "val_mesh": mesh_level(out),
         }
         return metrics, [batch["sketch"], out, img]
 
@@ -234,12 +241,14 @@ class UpTask(loop.Task):
             out = self.up(self.low(img))
             l1 = losses.masked_l1(out, img, mask)
             perc = perceptual(self.perc, out, img, mask, 0)
-            return t.get("w_l1", 10.0) * l1 + t.get("w_perc", 1.0) * perc, l1, perc
+            mesh = losses.mesh_loss(out, int(t.get("mesh_period", 4)))
+            loss = t.get("w_l1", 10.0) * l1 + t.get("w_perc", 1.0) * perc
+            return loss + t.get("w_mesh", 0.0) * mesh, l1, perc, mesh
 
         with self.ctx.autocast():
-            loss, l1, perc = self.forward("up", up_loss)
+            loss, l1, perc, mesh = self.forward("up", up_loss)
         self.step(loss, "up")
-        return {"l1": l1.item(), "perc": perc.item()}
+        return {"l1": l1.item(), "perc": perc.item(), "mesh": mesh.item()}
 
     def validate(
         self, batch: dict[str, torch.Tensor]
@@ -248,7 +257,11 @@ class UpTask(loop.Task):
         low = self.low(img)
         out = self.up(low)
         bilinear = F.interpolate(low, scale_factor=2, mode="bilinear", align_corners=False)
-        metrics = {"val_psnr": psnr(out, img, mask), "val_psnr_bilinear": psnr(bilinear, img, mask)}
+        metrics = {
+            "val_psnr": psnr(out, img, mask),
+            "val_psnr_bilinear": psnr(bilinear, img, mask),
+            "val_mesh": mesh_level(out),
+        }
         return metrics, [bilinear, out, img]
 
     def exports(self) -> list[loop.Export]:

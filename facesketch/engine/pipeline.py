@@ -477,8 +477,8 @@ class FacePipeline:
                 if check():
                     raise RenderCancelled
                 t = time.perf_counter()
-                # the sub-pixel 2x head leaves a finer mesh of its own (and sharpens what
-                # the first pass left): the same notch again at the output size
+                # the 2x head doubles what mesh the fusion left (a transposed decoder's):
+                # then the same notch again at the output size
                 rgb = model.upsample(rgb)
                 self._count("upsample")
                 timings["upsample"] = (time.perf_counter() - t) * 1000

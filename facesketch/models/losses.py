@@ -53,6 +53,15 @@ def feature_matching(real_out: Sequence, fake_out: Sequence) -> torch.Tensor:
     return total / max(n, 1)  # type: ignore[return-value]
 
 
+def mesh_loss(out: torch.Tensor, period: int = 4) -> torch.Tensor:
+    """Mean size of the output's component on the ``period``-grid's harmonics (the mesh
+    an up-sampling decoder draws; real photos have almost none): trains the mesh away
+    so no notch filter is needed at inference."""
+    from facesketch.models.filters import periodic_pattern
+
+    return periodic_pattern(out, period).abs().mean()
+
+
 def masked_l1(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:

@@ -11,8 +11,8 @@ Metrics (printed and written as JSON):
 - disentanglement: edge F1 between the renders with own and with reference
   appearance (geometry should not move when only appearance changes);
 - mesh: RMS (8-bit grey levels) of the fusion's raw output on the up-sampling grid's
-  harmonics (``facesketch.models.filters.mesh_level``), beside the photos' own and
-  what is shown after the engine's notch filter (if the decoder needs one).
+  harmonics, coherent over 16 px (``facesketch.models.filters.mesh_level``), beside
+  the photos' own and what is shown after the engine's notch filter (if any).
 A contact sheet shows: rough sketch | calibrated sketch | face | the same face
 with two other appearance references.
 

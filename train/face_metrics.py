@@ -96,6 +96,17 @@ class FaceMeter:
         return pts, np.array(self.encoder.compute_face_descriptor(img, shape))
 
 
+def _mesh(image: np.ndarray) -> float:
+    """The up-sampling grid's component of a uint8 RGB image (RMS grey levels; real
+    photos have almost none): :func:`facesketch.models.filters.mesh_level`."""
+    import torch
+
+    from facesketch.models.filters import mesh_level
+
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    return mesh_level(x / 127.5 - 1.0)
+
+
 def face_measures(
     renders: list[np.ndarray],
     photos: list[np.ndarray],
@@ -104,13 +115,17 @@ def face_measures(
 ) -> dict[str, float | int | None]:
     """Descriptor distance, landmark error and edge F1 of renders vs their photos / sketches
     (all uint8, same size), with the bars: different-person photo distance and the real
-    photo's edge F1.  Renders in which dlib finds no face are counted, not scored."""
+    photo's edge F1; and the renders' mesh beside the photos'.  Renders in which dlib
+    finds no face are counted, not scored."""
     meter = meter or FaceMeter()
     got = [meter(p) for p in photos]
     desc, lm, f1, f1_photo, missed = [], [], [], [], 0
+    mesh, mesh_photo = [], []
     for render, photo_info, sketch, photo in zip(renders, got, sketches, photos, strict=True):
         f1.append(canny_edge_f1(render, sketch))
         f1_photo.append(canny_edge_f1(photo, sketch))
+        mesh.append(_mesh(render))
+        mesh_photo.append(_mesh(photo))
         if photo_info is None:
             continue
         r = meter(render)
@@ -135,6 +150,8 @@ def face_measures(
         "landmark_error": mean(lm),
         "edge_f1": mean(f1),
         "edge_f1_real_photo": mean(f1_photo),
+        "mesh": mean(mesh),
+        "mesh_real_photo": mean(mesh_photo),
         "no_face_found": missed,
         "photos_with_face": len(people),
         "pairs": len(renders),

@@ -283,6 +283,12 @@ def test_skin_shading_comes_from_the_references_skin_not_its_hair():
     assert shaded[151, 80:180].mean() < shaded[140, 80:180].mean() - 40
 
 
+def _detail(out: np.ndarray) -> np.ndarray:
+    """Per-pixel size of the fine detail (above a 4-px Gaussian) of a uint8 RGB image."""
+    g = out.astype(np.float32).mean(-1)
+    return np.abs(g - cv2.GaussianBlur(g, (0, 0), 4))
+
+
 def test_another_persons_glasses_are_not_drawn_on_the_face(monkeypatch):
     """Outside the eyes, brows, nose and mouth only the reference's skin detail is
     copied: a dark rim (glasses) and its high-pass halo stay out; skin grain comes in."""
@@ -304,21 +310,17 @@ def test_another_persons_glasses_are_not_drawn_on_the_face(monkeypatch):
     skin_area = np.zeros((side, side), bool)
     skin_area[200:240, 40:216] = True
 
-    def detail(out: np.ndarray) -> np.ndarray:
-        g = out.astype(np.float32).mean(-1)
-        return np.abs(g - cv2.GaussianBlur(g, (0, 0), 4))
-
     everything = apply_reference(render, prepare_reference(ref, valid, 4.0, 2.0, 0.0))
     nothing = np.zeros((side, side), np.float32)
     skin_only = apply_reference(render, prepare_reference(ref, valid, 4.0, 2.0, 0.0, nothing))
     features = np.ones((side, side), np.float32)
     kept = apply_reference(render, prepare_reference(ref, valid, 4.0, 2.0, 0.0, features))
-    assert detail(everything)[ring].mean() > 20
-    assert detail(skin_only)[ring].mean() < 0.2 * detail(everything)[ring].mean()
-    assert detail(kept)[ring].mean() > 0.9 * detail(everything)[ring].mean()
+    assert _detail(everything)[ring].mean() > 20
+    assert _detail(skin_only)[ring].mean() < 0.2 * _detail(everything)[ring].mean()
+    assert _detail(kept)[ring].mean() > 0.9 * _detail(everything)[ring].mean()
     # the skin grain away from the rim still comes in
-    assert detail(skin_only)[skin_area].mean() > 0.8 * detail(everything)[skin_area].mean()
-    assert detail(skin_only)[skin_area].mean() > 2.0
+    assert _detail(skin_only)[skin_area].mean() > 0.8 * _detail(everything)[skin_area].mean()
+    assert _detail(skin_only)[skin_area].mean() > 2.0
 
 
 def test_teeth_in_the_reference_are_not_drawn_into_a_mouth_drawn_closed(monkeypatch):
@@ -344,10 +346,6 @@ def test_teeth_in_the_reference_are_not_drawn_into_a_mouth_drawn_closed(monkeypa
     skin_area = np.zeros((side, side), bool)
     skin_area[30:90, 40:216] = True
 
-    def detail(out: np.ndarray) -> np.ndarray:
-        g = out.astype(np.float32).mean(-1)
-        return np.abs(g - cv2.GaussianBlur(g, (0, 0), 4))
-
     gate = np.zeros((side, side), np.float32)
     gate[130:210, 60:196] = 1.0  # the mouth (the engine: feature_region of MOUTH_GROUP)
 
@@ -359,6 +357,6 @@ def test_teeth_in_the_reference_are_not_drawn_into_a_mouth_drawn_closed(monkeypa
     gated = run()
     monkeypatch.setattr(real_pixels, "DETAIL_AGREEMENT", 0.0)
     ungated = run()
-    assert detail(ungated)[mouth].mean() > 15
-    assert detail(gated)[mouth].mean() < 0.35 * detail(ungated)[mouth].mean()
-    assert detail(gated)[skin_area].mean() > 0.8 * detail(ungated)[skin_area].mean() > 2.0
+    assert _detail(ungated)[mouth].mean() > 15
+    assert _detail(gated)[mouth].mean() < 0.35 * _detail(ungated)[mouth].mean()
+    assert _detail(gated)[skin_area].mean() > 0.8 * _detail(ungated)[skin_area].mean() > 2.0

@@ -75,7 +75,7 @@ SKIN_DETAIL_ONLY = True
 #: white "fangs" into lips drawn closed.  Only the mouth: over the whole face the same
 #: gate also took the gallery eyes' lashes and iris detail wherever the warp was a
 #: little off (CUHK pairs, gate on everywhere: descriptor 0.5943 -> 0.5960, eyes
-#: visibly softer; in the mouth only: 0.5941, edge F1 0.240 -> 0.247).  0: off.
+#: visibly softer; in the mouth only: 0.5942, edge F1 0.240 -> 0.247).  0: off.
 DETAIL_AGREEMENT = 60.0
 #: Margin (px at 512) around the mouth's landmarks where :data:`DETAIL_AGREEMENT` applies.
 MOUTH_MARGIN_512 = 10.0
@@ -280,8 +280,8 @@ def prepare_reference(
         inside, alpha, beta, fl[inside].mean(0), fl[inside].std(0) + 1e-3, weight * high
     )
     if DETAIL_AGREEMENT > 0 and gate is not None and gate.max() > 0:
-        prep.low_lab = _shrink(cv2.GaussianBlur(fl, (0, 0), sigma))
-        prep.detail_sigma = sigma / SHADING_SCALE
+        prep.detail_sigma = sigma / SHADING_SCALE  # all at 1/SHADING_SCALE size
+        prep.low_lab = cv2.GaussianBlur(_shrink(fl), (0, 0), max(prep.detail_sigma, 0.5))
         prep.gate_region = _shrink(gate.astype(np.float32))
     if low_sigma > 0 and skin is not None:  # all at 1/SHADING_SCALE size
         prep.rgb, prep.low_sigma = _shrink(r), low_sigma / SHADING_SCALE

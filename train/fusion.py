@@ -142,9 +142,7 @@ class FusionTask(loop.Task):
             l1 = losses.masked_l1(out, img, mask)
             perc = perceptual(self.perc, out, img, mask, int(t.get("perceptual_max_side", 128)))
             fill = fill_loss(out, img, mask)
-            mesh = losses.mesh_loss(
-                out, int(t.get("mesh_period", 4)), float(t.get("mesh_sigma", 16.0))
-            )
+            mesh = losses.mesh_loss(out, int(t.get("mesh_period", 4)), t.get("mesh_sigma"))
             loss = (
                 adv
                 + t.get("w_fm", 10.0) * fm
@@ -243,9 +241,7 @@ class UpTask(loop.Task):
             out = self.up(self.low(img))
             l1 = losses.masked_l1(out, img, mask)
             perc = perceptual(self.perc, out, img, mask, 0)
-            mesh = losses.mesh_loss(
-                out, int(t.get("mesh_period", 4)), float(t.get("mesh_sigma", 16.0))
-            )
+            mesh = losses.mesh_loss(out, int(t.get("mesh_period", 4)), t.get("mesh_sigma"))
             loss = t.get("w_l1", 10.0) * l1 + t.get("w_perc", 1.0) * perc
             return loss + t.get("w_mesh", 0.0) * mesh, l1, perc, mesh
 

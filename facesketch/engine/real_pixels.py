@@ -18,9 +18,9 @@ This stage, run after the fusion at the output size, gives it real texture:
    :data:`LOW_SIGMA_512` px, measured only where both faces show skin, so a fringe,
    glasses or the drawn lines do not come along) and its fine detail (above a Gaussian
    of ``sigma`` px at 512; of skin only away from the eyes, brows, nose and mouth, so no
-   other person's glasses or fringe are drawn on; and only where the two look alike at
-   that scale, :data:`DETAIL_AGREEMENT`, so a photo's teeth are not drawn into lips
-   drawn closed), inside the face outlined by the
+   other person's glasses or fringe are drawn on; in the mouth only where the two look
+   alike at that scale, :data:`DETAIL_AGREEMENT`, so a photo's teeth are not drawn into
+   lips drawn closed), inside the face outlined by the
    landmarks (forehead included) where the photo is valid, feathered: a gallery photo's
    background never shows.
 

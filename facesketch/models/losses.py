@@ -53,14 +53,15 @@ def feature_matching(real_out: Sequence, fake_out: Sequence) -> torch.Tensor:
     return total / max(n, 1)  # type: ignore[return-value]
 
 
-def mesh_loss(out: torch.Tensor, period: int = 4, sigma: float = 16.0) -> torch.Tensor:
+def mesh_loss(out: torch.Tensor, period: int = 4, sigma: float | None = None) -> torch.Tensor:
     """Mean size of the output's component on the ``period``-grid's harmonics that holds
     over ``sigma`` px (the coherent mesh an up-sampling decoder draws; real photos have
     almost none): trains the mesh away so no notch filter is needed at inference.  A
-    small ``sigma`` also counts the photos' own fine texture at those frequencies."""
-    from facesketch.models.filters import periodic_pattern
+    small ``sigma`` also counts the photos' own fine texture at those frequencies
+    (default: :data:`facesketch.models.filters.MESH_SIGMA`, what ``mesh_level`` uses)."""
+    from facesketch.models.filters import MESH_SIGMA, periodic_pattern
 
-    return periodic_pattern(out, period, sigma).abs().mean()
+    return periodic_pattern(out, period, MESH_SIGMA if sigma is None else sigma).abs().mean()
 
 
 def masked_l1(

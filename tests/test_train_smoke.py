@@ -326,6 +326,33 @@ def test_the_mesh_loss_trains_a_resize_fusion_and_is_logged(tmp_path: Path) -> N
     assert train and val and all(math.isfinite(v) and v > 0 for v in train + val)
 
 
+def test_a_resize_fusion_distils_from_its_teachers_shown_face(tmp_path: Path) -> None:
+    """``task.teacher`` / ``w_teach`` (train/configs/fusion_resize_teach.json): the
+    transposed fusion is loaded frozen, as exported, and the student is pulled towards
+    what the app shows of it (its notch applied); train and validation log the gap."""
+    from facesketch.engine.weights import WeightsError, load_into
+
+    prev = _locals_and_fusion(tmp_path)
+    shipped = tmp_path / "f" / "export"
+    teacher = fusion.load_teacher(shipped, torch.device("cpu"))
+    assert teacher is not None and not any(p.requires_grad for p in teacher.parameters())
+    exported = GlobalFusion(TINY.fusion)
+    load_into(exported, shipped / "fusion.safetensors", "fusion")
+    for k, v in exported.state_dict().items():
+        assert torch.equal(v, teacher.state_dict()[k]), k
+    with pytest.raises(WeightsError, match="not 'fusion'"):
+        fusion.load_teacher(prev / "export" / "local_mouth.safetensors", torch.device("cpu"))
+    assert fusion.load_teacher(None, torch.device("cpu")) is None
+
+    args = ["--set", "model.fusion.decoder=resize", "--init", str(prev / "export")]
+    args += [str(shipped), "--set", f"task.teacher={shipped}", "--set", "task.w_teach=20"]
+    _run_twice(fusion.main, tmp_path / "teach", args)
+    rows = list(csv.DictReader((tmp_path / "teach" / "log.csv").open()))
+    train = [float(r["teach"]) for r in rows if r["kind"] == "train" and r["teach"]]
+    val = [float(r["val_teach"]) for r in rows if r["kind"] == "val" and r["val_teach"]]
+    assert train and val and all(math.isfinite(v) and v > 0 for v in train + val)
+
+
 def test_fill_loss_only_counts_pixels_the_photo_did_not_reach() -> None:
     img = torch.zeros(1, 3, 8, 8)
     mask = torch.ones(1, 1, 8, 8)

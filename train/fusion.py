@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from facesketch.engine.weights import WeightsError, load_into, read_manifest
 from facesketch.layout import COMPONENTS, FaceLayout
 from facesketch.models import losses
+from facesketch.models.config import FusionConfig
 from facesketch.models.face_model import FaceModel
 from facesketch.models.filters import mesh_level
 from facesketch.models.fusion import (
@@ -79,6 +81,27 @@ def fill_loss(out: torch.Tensor, img: torch.Tensor, mask: torch.Tensor) -> torch
     return losses.masked_l1(out, img, 1.0 - mask)
 
 
+def load_teacher(path: str | Path | None, device: torch.device) -> GlobalFusion | None:
+    """The fusion to distil from (``task.teacher``: an exported ``fusion.safetensors`` or
+    the folder holding one), frozen; ``None`` when there is none.  Why: a resize-conv
+    fusion started from a transposed one loses the sketch detail the transposed one
+    learnt over many more steps; its shown (notched) output is a dense target that
+    carries that detail and no mesh."""
+    if not path:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        p = p / "fusion.safetensors"
+    manifest = read_manifest(p)
+    if manifest["network"] != "fusion":
+        raise WeightsError(
+            f"task.teacher {p}: holds a {manifest['network']!r} network, not 'fusion'"
+        )
+    net = GlobalFusion(FusionConfig.from_dict(manifest["config"]))
+    load_into(net, p, "fusion")
+    return net.to(device).eval().requires_grad_(False)
+
+
 class FusionTask(loop.Task):
     """GlobalFusion + conditional multi-scale D on frozen local networks."""
 
@@ -108,6 +131,15 @@ class FusionTask(loop.Task):
         self.optims = {"fusion": ctx.adam(*trained), "D": ctx.adam(self.D)}
         layers = t.get("perceptual_layers", ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
         self.perc = build_perceptual(t.get("perceptual", "hed"), layers, ctx.device)
+        teacher = load_teacher(t.get("teacher"), ctx.device)
+        self.teacher = None if teacher is None else FaceModel.from_components(self.models, teacher)
+
+    def teach(self, feat: torch.Tensor, sketch: torch.Tensor) -> torch.Tensor | None:
+        """The teacher's face as the app shows it (its notch applied), or ``None``."""
+        if self.teacher is None:
+            return None
+        with torch.no_grad():
+            return self.teacher.fuse(feat.detach(), sketch).float()
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         size = self.ctx.model_cfg.canvas
@@ -143,6 +175,8 @@ class FusionTask(loop.Task):
             perc = perceptual(self.perc, out, img, mask, int(t.get("perceptual_max_side", 128)))
             fill = fill_loss(out, img, mask)
             mesh = losses.mesh_loss(out, int(t.get("mesh_period", 4)), t.get("mesh_sigma"))
+            shown = self.teach(feat, sk)
+            teach = out.new_zeros(()) if shown is None else losses.masked_l1(out, shown, mask)
             loss = (
                 adv
                 + t.get("w_fm", 10.0) * fm
@@ -150,12 +184,13 @@ class FusionTask(loop.Task):
                 + t.get("w_l1", 10.0) * l1
                 + t.get("w_fill", 0.0) * fill
                 + t.get("w_mesh", 0.0) * mesh
+                + t.get("w_teach", 0.0) * teach
             )
-            return loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh
+            return loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh, teach
 
         self.D.requires_grad_(False)
         with self.ctx.autocast():
-            loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh = self.forward(
+            loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh, teach = self.forward(
                 "fusion", g_loss
             )
         self.step(loss, "fusion")
@@ -176,6 +211,7 @@ class FusionTask(loop.Task):
             "l1": l1.item(),
             "fill": fill.item(),
             "mesh": mesh.item(),
+            "teach": teach.item(),
             "d": d_loss.item(),
         }
 
@@ -190,6 +226,9 @@ class FusionTask(loop.Task):
             "val_psnr": psnr(out, img, mask),
             "val_mesh": mesh_level(out),
         }
+        shown = self.teach(feat, batch["sketch"])
+        if shown is not None:
+            metrics["val_teach"] = losses.masked_l1(out, shown, mask).item()
         return metrics, [batch["sketch"], out, img]
 
     def adapt_init(self, name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -243,3 +243,36 @@ def test_mesh_level_and_loss_measure_and_train_away_the_up_samplers_mesh():
     assert mesh_level(x.detach()) < 0.3 * meshed
     inner = (..., slice(48, -48), slice(48, -48))
     assert (x.detach() - image)[inner].abs().mean() < 0.5 * mesh[48:-48, 48:-48].abs().mean()
+
+
+def test_mesh_loss_against_the_photo_keeps_its_lines_and_still_removes_a_mesh():
+    """A sharp line is coherent on the grid along its length: against zero the mesh
+    loss erases it; against the photo's own component (``target``) it keeps it."""
+    import math
+
+    from facesketch.models.filters import mesh_level
+    from facesketch.models.losses import mesh_loss
+
+    side = 160
+    photo = torch.full((1, 3, side, side), 0.6)
+    photo[..., 80, 30:130] = -0.8  # a 1-px dark line
+    assert mesh_level(photo) > 2.0  # the measure takes it for a mesh
+    assert mesh_loss(photo, target=photo).item() == 0.0
+    yy, xx = torch.meshgrid(torch.arange(float(side)), torch.arange(float(side)), indexing="ij")
+    mesh = 0.04 * ((-1.0) ** (xx + yy) + 0.5 * torch.cos(math.pi / 2 * yy))
+    mesh = mesh[None, None].expand(1, 3, side, side)
+
+    def train(target: torch.Tensor | None) -> torch.Tensor:
+        x = (photo + mesh).clone().requires_grad_(True)
+        opt = torch.optim.Adam([x], lr=0.01)
+        for _ in range(25):
+            opt.zero_grad()
+            mesh_loss(x, target=target).backward()
+            opt.step()
+        return x.detach()
+
+    line = (..., 80, slice(50, 110))
+    matched, zeroed = train(photo), train(None)
+    assert mesh_level(matched - photo) < 0.3 * mesh_level(mesh)  # the mesh is gone
+    kept, faded = ((x - photo)[line].abs().mean() for x in (matched, zeroed))
+    assert kept < 0.25 * faded  # against zero the line fades; against the photo it stays

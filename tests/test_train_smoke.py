@@ -319,6 +319,7 @@ def test_the_mesh_loss_trains_a_resize_fusion_and_is_logged(tmp_path: Path) -> N
     prev = _locals_and_fusion(tmp_path)
     args = ["--set", "model.fusion.decoder=resize", "--init", str(prev / "export")]
     args += [str(tmp_path / "f" / "export"), "--set", "task.w_mesh=50"]
+    args += ["--set", "task.mesh_match_photo=true"]  # against the photo's own component
     _run_twice(fusion.main, tmp_path / "mesh", args)
     rows = list(csv.DictReader((tmp_path / "mesh" / "log.csv").open()))
     train = [float(r["mesh"]) for r in rows if r["kind"] == "train" and r["mesh"]]

@@ -174,7 +174,12 @@ class FusionTask(loop.Task):
             l1 = losses.masked_l1(out, img, mask)
             perc = perceptual(self.perc, out, img, mask, int(t.get("perceptual_max_side", 128)))
             fill = fill_loss(out, img, mask)
-            mesh = losses.mesh_loss(out, int(t.get("mesh_period", 4)), t.get("mesh_sigma"))
+            mesh = losses.mesh_loss(
+                out,
+                int(t.get("mesh_period", 4)),
+                t.get("mesh_sigma"),
+                img if t.get("mesh_match_photo", False) else None,
+            )
             shown = self.teach(feat, sk)
             teach = out.new_zeros(()) if shown is None else losses.masked_l1(out, shown, mask)
             loss = (

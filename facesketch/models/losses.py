@@ -53,15 +53,31 @@ def feature_matching(real_out: Sequence, fake_out: Sequence) -> torch.Tensor:
     return total / max(n, 1)  # type: ignore[return-value]
 
 
-def mesh_loss(out: torch.Tensor, period: int = 4, sigma: float | None = None) -> torch.Tensor:
+def mesh_loss(
+    out: torch.Tensor,
+    period: int = 4,
+    sigma: float | None = None,
+    target: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean size of the output's component on the ``period``-grid's harmonics that holds
     over ``sigma`` px (the coherent mesh an up-sampling decoder draws; real photos have
     almost none): trains the mesh away so no notch filter is needed at inference.  A
     small ``sigma`` also counts the photos' own fine texture at those frequencies
-    (default: :data:`facesketch.models.filters.MESH_SIGMA`, what ``mesh_level`` uses)."""
+    (default: :data:`facesketch.models.filters.MESH_SIGMA`, what ``mesh_level`` uses).
+
+    A sharp line is also coherent on the grid along its length (one 1-px line scores
+    more than a visible mesh), so against zero the loss softens edges too.  With
+    ``target`` (the photo) it asks for the target's own component instead: the photo's
+    edges are kept, a mesh the photo does not have is not."""
     from facesketch.models.filters import MESH_SIGMA, periodic_pattern
 
-    return periodic_pattern(out, period, MESH_SIGMA if sigma is None else sigma).abs().mean()
+    s = MESH_SIGMA if sigma is None else sigma
+    pattern = periodic_pattern(out, period, s)
+    if target is not None:
+        with torch.no_grad():
+            wanted = periodic_pattern(target.to(out.dtype), period, s)
+        pattern = pattern - wanted
+    return pattern.abs().mean()
 
 
 def masked_l1(

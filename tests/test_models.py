@@ -276,3 +276,32 @@ def test_mesh_loss_against_the_photo_keeps_its_lines_and_still_removes_a_mesh():
     assert mesh_level(matched - photo) < 0.3 * mesh_level(mesh)  # the mesh is gone
     kept, faded = ((x - photo)[line].abs().mean() for x in (matched, zeroed))
     assert kept < 0.25 * faded  # against zero the line fades; against the photo it stays
+
+
+def test_chroma_detail_loss_removes_coloured_speckle_and_keeps_grey_texture():
+    """The fusion's top-edge band is fine *coloured* speckle; hair and skin texture is
+    mostly lightness.  The loss (against a smooth target, like the aligner's fill) takes
+    the speckle away and leaves grey-level texture of the same size alone."""
+    from facesketch.models.losses import chroma_detail, chroma_detail_loss
+
+    gen = torch.Generator().manual_seed(0)
+    side = 64
+    smooth = torch.zeros(1, 3, side, side)
+    grey = 0.3 * torch.randn(1, 1, side, side, generator=gen).expand(1, 3, side, side)
+    speckle = 0.3 * torch.randn(1, 3, side, side, generator=gen)
+    assert chroma_detail(grey).abs().max().item() < 1e-5  # lightness only: no colour
+    assert chroma_detail_loss(speckle, smooth).item() > 0.1
+    assert chroma_detail_loss(grey + smooth, smooth).item() < 1e-5
+
+    x = (grey + speckle).clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.01)
+    for _ in range(60):
+        opt.zero_grad()
+        chroma_detail_loss(x, smooth).backward()
+        opt.step()
+    x = x.detach()
+    before = chroma_detail_loss(grey + speckle, smooth).item()
+    assert chroma_detail_loss(x, smooth).item() < 0.3 * before
+    # the lightness (grey texture and the speckle's own lightness) is left as it was
+    was = (grey + speckle).mean(1).flatten()
+    assert torch.corrcoef(torch.stack([x.mean(1).flatten(), was]))[0, 1] > 0.97

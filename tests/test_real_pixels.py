@@ -360,3 +360,26 @@ def test_teeth_in_the_reference_are_not_drawn_into_a_mouth_drawn_closed(monkeypa
     assert _detail(ungated)[mouth].mean() > 15
     assert _detail(gated)[mouth].mean() < 0.35 * _detail(ungated)[mouth].mean()
     assert _detail(gated)[skin_area].mean() > 0.8 * _detail(ungated)[skin_area].mean() > 2.0
+
+
+def test_the_shading_fades_out_smoothly_where_the_reference_photo_stops():
+    """A UTKFace crop stops mid-forehead.  The skin shading it lends (here a shadow just
+    below that edge) fades out over the skin's wide Gaussian (``SHADING_FADE``), not
+    over the validity feather: cut off there, the correction drew a straight edge
+    across the forehead (about 3.7 grey levels per row here; now about 1)."""
+    from facesketch.engine.real_pixels import apply_reference, prepare_reference
+
+    side = 256
+    rows = np.arange(side, dtype=np.float32)[:, None, None]
+    render = np.empty((side, side, 3), np.uint8)
+    render[:] = (200, 165, 145)
+    shadow = 40 * np.exp(-(((rows - 120) / 20) ** 2))
+    ref = np.clip(render.astype(np.float32) - shadow, 0, 255).astype(np.uint8)
+    valid = np.zeros((side, side), np.float32)
+    valid[100:] = 1  # the photo stops at row 100
+    prep = prepare_reference(ref, valid, 2.0, 3.0, low_sigma=12.0, keep=np.ones_like(valid))
+    out = apply_reference(render, prep).astype(np.float32).mean(-1)[:, 60:-60].mean(1)
+    total = out[40] - out[120]
+    assert total > 20  # the face did take the shadow
+    steepest = np.abs(np.diff(out[40:112])).max()  # above and across the photo's edge
+    assert steepest < 0.06 * total, (steepest, total)  # a ramp, not an edge

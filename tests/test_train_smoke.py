@@ -354,6 +354,38 @@ def test_a_resize_fusion_distils_from_its_teachers_shown_face(tmp_path: Path) ->
     assert train and val and all(math.isfinite(v) and v > 0 for v in train + val)
 
 
+def test_the_teacher_is_not_followed_in_its_band_rows(tmp_path: Path) -> None:
+    """``task.teach_skip_rows``: the shipped fusion's band of coloured noise lies in its
+    top rows, so there the student is not pulled towards it; the rows are counted on the
+    256 canvas, and a random crop (whose top is not the canvas's) is refused with a
+    reason.  Then a run as train/configs/fusion_clean.json's continuations (mesh loss
+    against the photo at a 4-px reach, colour-speckle loss) trains, resumes and logs."""
+    from types import SimpleNamespace
+
+    mask = torch.ones(1, 1, 128, 128)
+    task = SimpleNamespace(tcfg={"teach_skip_rows": 32})
+    kept = fusion.FusionTask.teach_mask(task, mask)  # type: ignore[arg-type]
+    assert kept[..., :16, :].sum() == 0 and bool((kept[..., 16:, :] == 1).all())
+    assert mask.sum() == 128 * 128  # the photo's mask itself is left alone
+    none = SimpleNamespace(tcfg={})
+    assert fusion.FusionTask.teach_mask(none, mask) is mask  # type: ignore[arg-type]
+
+    prev = _locals_and_fusion(tmp_path)
+    shipped = tmp_path / "f" / "export"
+    args = ["--init", str(prev / "export"), str(shipped), "--set", f"task.teacher={shipped}"]
+    args += ["--set", "task.w_teach=30", "--set", "task.teach_skip_rows=32"]
+    args += ["--set", "task.w_mesh=1000", "--set", "task.mesh_match_photo=true"]
+    args += ["--set", "task.mesh_sigma=4", "--set", "task.w_chroma=300"]
+    with pytest.raises(ValueError, match="teach_skip_rows.*crop 0"):
+        fusion.main([*COMMON, "--run-dir", str(tmp_path / "crop"), *args, "--max-steps", "1"])
+    # the transposed fusion cleaned against its own shown face (fusion_clean.json)
+    _run_twice(fusion.main, tmp_path / "clean", [*args, "--set", "task.crop=0"])
+    rows = list(csv.DictReader((tmp_path / "clean" / "log.csv").open()))
+    val = [float(r["val_teach"]) for r in rows if r["kind"] == "val" and r["val_teach"]]
+    chroma = [float(r["chroma"]) for r in rows if r["kind"] == "train" and r["chroma"]]
+    assert val and chroma and all(math.isfinite(v) and v > 0 for v in val + chroma)
+
+
 def test_fill_loss_only_counts_pixels_the_photo_did_not_reach() -> None:
     img = torch.zeros(1, 3, 8, 8)
     mask = torch.ones(1, 1, 8, 8)

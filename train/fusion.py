@@ -131,6 +131,8 @@ class FusionTask(loop.Task):
         self.optims = {"fusion": ctx.adam(*trained), "D": ctx.adam(self.D)}
         layers = t.get("perceptual_layers", ["relu1_2", "relu2_2", "relu3_3", "relu4_3"])
         self.perc = build_perceptual(t.get("perceptual", "hed"), layers, ctx.device)
+        if t.get("teach_skip_rows") and t.get("crop", 128):
+            raise ValueError("task.teach_skip_rows counts canvas rows: it needs task.crop 0")
         teacher = load_teacher(t.get("teacher"), ctx.device)
         self.teacher = None if teacher is None else FaceModel.from_components(self.models, teacher)
 
@@ -140,6 +142,18 @@ class FusionTask(loop.Task):
             return None
         with torch.no_grad():
             return self.teacher.fuse(feat.detach(), sketch).float()
+
+    def teach_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """Where the teacher is followed: valid photo pixels below its top
+        ``task.teach_skip_rows`` rows (of the 256 canvas).  Why: the shipped fusion's band
+        of coloured noise lies there, and on full-canvas faces (mask 1 at the top) the
+        teacher term would hold it in place against the mesh and photo losses."""
+        rows = round(float(self.tcfg.get("teach_skip_rows", 0)) * mask.shape[-2] / 256)
+        if rows <= 0:
+            return mask
+        keep = mask.clone()
+        keep[..., :rows, :] = 0
+        return keep
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         size = self.ctx.model_cfg.canvas
@@ -180,8 +194,17 @@ class FusionTask(loop.Task):
                 t.get("mesh_sigma"),
                 img if t.get("mesh_match_photo", False) else None,
             )
+            chroma = (
+                losses.chroma_detail_loss(out, img, float(t.get("chroma_sigma", 2.0)))
+                if t.get("w_chroma")
+                else out.new_zeros(())
+            )
             shown = self.teach(feat, sk)
-            teach = out.new_zeros(()) if shown is None else losses.masked_l1(out, shown, mask)
+            teach = (
+                out.new_zeros(())
+                if shown is None
+                else losses.masked_l1(out, shown, self.teach_mask(mask))
+            )
             loss = (
                 adv
                 + t.get("w_fm", 10.0) * fm
@@ -190,13 +213,14 @@ class FusionTask(loop.Task):
                 + t.get("w_fill", 0.0) * fill
                 + t.get("w_mesh", 0.0) * mesh
                 + t.get("w_teach", 0.0) * teach
+                + t.get("w_chroma", 0.0) * chroma
             )
-            return loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh, teach
+            return loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh, teach, chroma
 
         self.D.requires_grad_(False)
         with self.ctx.autocast():
-            loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh, teach = self.forward(
-                "fusion", g_loss
+            loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh, teach, chroma = (
+                self.forward("fusion", g_loss)
             )
         self.step(loss, "fusion")
         self.D.requires_grad_(True)
@@ -217,6 +241,7 @@ class FusionTask(loop.Task):
             "fill": fill.item(),
             "mesh": mesh.item(),
             "teach": teach.item(),
+            "chroma": chroma.item(),
             "d": d_loss.item(),
         }
 
@@ -230,10 +255,11 @@ class FusionTask(loop.Task):
             "val_l1": losses.masked_l1(out, img, mask).item(),
             "val_psnr": psnr(out, img, mask),
             "val_mesh": mesh_level(out),
+            "val_chroma": losses.chroma_detail_loss(out, img).item(),
         }
         shown = self.teach(feat, batch["sketch"])
         if shown is not None:
-            metrics["val_teach"] = losses.masked_l1(out, shown, mask).item()
+            metrics["val_teach"] = losses.masked_l1(out, shown, self.teach_mask(mask)).item()
         return metrics, [batch["sketch"], out, img]
 
     def adapt_init(self, name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -305,6 +331,7 @@ class UpTask(loop.Task):
             "val_psnr": psnr(out, img, mask),
             "val_psnr_bilinear": psnr(bilinear, img, mask),
             "val_mesh": mesh_level(out),
+            "val_chroma": losses.chroma_detail_loss(out, img).item(),
         }
         return metrics, [bilinear, out, img]
 

@@ -81,6 +81,11 @@ DETAIL_AGREEMENT = 60.0
 MOUTH_MARGIN_512 = 10.0
 #: Margin (px at 512) around the eyes, brows, nose and mouth where all detail is copied.
 FEATURE_MARGIN_512 = 8.0
+#: The shading correction fades out over a Gaussian of this x :data:`LOW_SIGMA_512` of
+#: the pixels that are skin in both faces, not over the reference's validity feather: a
+#: UTKFace crop stops mid-forehead, and cut off there (6-px feather) a correction of
+#: some 20 grey levels drew a straight horizontal edge across the forehead (the demo).
+SHADING_FADE = 2.0
 #: The shading is worked out at 1/this size (a few ms instead of tens at 512).
 SHADING_SCALE = 4
 #: Feather of the reference's validity edge (px at 512).
@@ -305,8 +310,8 @@ def _shading(out: np.ndarray, rl: np.ndarray, prep: PreparedReference) -> np.nda
 
     den = np.maximum(blur(w), 1e-3)[..., None]
     diff = (blur(prep.rgb * w[..., None]) - blur(small * w[..., None])) / den
-    share = blur(w) / np.maximum(blur(a), 1e-3)
-    corr = (a * np.clip(1.5 * share, 0, 1))[..., None] * diff
+    fade = np.clip(1.5 * cv2.GaussianBlur(w, (0, 0), SHADING_FADE * sigma), 0, 1)
+    corr = fade[..., None] * diff
     h, wd = out.shape[:2]
     return out + cv2.resize(corr, (wd, h), interpolation=cv2.INTER_LINEAR)
 

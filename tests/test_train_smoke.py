@@ -61,6 +61,12 @@ def _run_twice(main: Callable[[list[str]], int], run_dir: Path, extra: list[str]
     return ckpt
 
 
+def _logged(run_dir: Path, *columns: str) -> list[float]:
+    """Every value logged in ``columns`` of a run's log.csv (empty cells left out)."""
+    rows = list(csv.DictReader((run_dir / "log.csv").open()))
+    return [float(r[c]) for r in rows for c in columns if r.get(c)]
+
+
 def _check_export(path: Path, module: nn.Module, network: str, trained: dict) -> None:
     from facesketch.engine.weights import load_into, read_manifest
 
@@ -321,9 +327,7 @@ def test_the_mesh_loss_trains_a_resize_fusion_and_is_logged(tmp_path: Path) -> N
     args += [str(tmp_path / "f" / "export"), "--set", "task.w_mesh=50"]
     args += ["--set", "task.mesh_match_photo=true"]  # against the photo's own component
     _run_twice(fusion.main, tmp_path / "mesh", args)
-    rows = list(csv.DictReader((tmp_path / "mesh" / "log.csv").open()))
-    train = [float(r["mesh"]) for r in rows if r["kind"] == "train" and r["mesh"]]
-    val = [float(r["val_mesh"]) for r in rows if r["kind"] == "val" and r["val_mesh"]]
+    train, val = _logged(tmp_path / "mesh", "mesh"), _logged(tmp_path / "mesh", "val_mesh")
     assert train and val and all(math.isfinite(v) and v > 0 for v in train + val)
 
 
@@ -348,9 +352,7 @@ def test_a_resize_fusion_distils_from_its_teachers_shown_face(tmp_path: Path) ->
     args = ["--set", "model.fusion.decoder=resize", "--init", str(prev / "export")]
     args += [str(shipped), "--set", f"task.teacher={shipped}", "--set", "task.w_teach=20"]
     _run_twice(fusion.main, tmp_path / "teach", args)
-    rows = list(csv.DictReader((tmp_path / "teach" / "log.csv").open()))
-    train = [float(r["teach"]) for r in rows if r["kind"] == "train" and r["teach"]]
-    val = [float(r["val_teach"]) for r in rows if r["kind"] == "val" and r["val_teach"]]
+    train, val = _logged(tmp_path / "teach", "teach"), _logged(tmp_path / "teach", "val_teach")
     assert train and val and all(math.isfinite(v) and v > 0 for v in train + val)
 
 
@@ -380,9 +382,7 @@ def test_the_teacher_is_not_followed_in_its_band_rows(tmp_path: Path) -> None:
         fusion.main([*COMMON, "--run-dir", str(tmp_path / "crop"), *args, "--max-steps", "1"])
     # the transposed fusion cleaned against its own shown face (fusion_clean.json)
     _run_twice(fusion.main, tmp_path / "clean", [*args, "--set", "task.crop=0"])
-    rows = list(csv.DictReader((tmp_path / "clean" / "log.csv").open()))
-    val = [float(r["val_teach"]) for r in rows if r["kind"] == "val" and r["val_teach"]]
-    chroma = [float(r["chroma"]) for r in rows if r["kind"] == "train" and r["chroma"]]
+    val, chroma = _logged(tmp_path / "clean", "val_teach"), _logged(tmp_path / "clean", "chroma")
     assert val and chroma and all(math.isfinite(v) and v > 0 for v in val + chroma)
 
 

@@ -255,7 +255,9 @@ class FusionTask(loop.Task):
             "val_l1": losses.masked_l1(out, img, mask).item(),
             "val_psnr": psnr(out, img, mask),
             "val_mesh": mesh_level(out),
-            "val_chroma": losses.chroma_detail_loss(out, img).item(),
+            "val_chroma": losses.chroma_detail_loss(
+                out, img, float(self.tcfg.get("chroma_sigma", 2.0))
+            ).item(),
         }
         shown = self.teach(feat, batch["sketch"])
         if shown is not None:
@@ -331,7 +333,9 @@ class UpTask(loop.Task):
             "val_psnr": psnr(out, img, mask),
             "val_psnr_bilinear": psnr(bilinear, img, mask),
             "val_mesh": mesh_level(out),
-            "val_chroma": losses.chroma_detail_loss(out, img).item(),
+            "val_chroma": losses.chroma_detail_loss(
+                out, img, float(self.tcfg.get("chroma_sigma", 2.0))
+            ).item(),
         }
         return metrics, [bilinear, out, img]
 

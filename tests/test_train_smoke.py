@@ -380,10 +380,81 @@ def test_the_teacher_is_not_followed_in_its_band_rows(tmp_path: Path) -> None:
     args += ["--set", "task.mesh_sigma=4", "--set", "task.w_chroma=300"]
     with pytest.raises(ValueError, match="teach_skip_rows.*crop 0"):
         fusion.main([*COMMON, "--run-dir", str(tmp_path / "crop"), *args, "--max-steps", "1"])
-    # the transposed fusion cleaned against its own shown face (fusion_clean.json)
-    _run_twice(fusion.main, tmp_path / "clean", [*args, "--set", "task.crop=0"])
+    # the transposed fusion cleaned against its own shown face (fusion_clean.json), also
+    # on other faces' looks (w_teach_swap)
+    args += ["--set", "task.crop=0", "--set", "task.w_teach_swap=100"]
+    _run_twice(fusion.main, tmp_path / "clean", args)
     val, chroma = _logged(tmp_path / "clean", "val_teach"), _logged(tmp_path / "clean", "chroma")
-    assert val and chroma and all(math.isfinite(v) and v > 0 for v in val + chroma)
+    swap = _logged(tmp_path / "clean", "teach_swap")
+    assert val and chroma and swap and all(math.isfinite(v) and v > 0 for v in val + chroma + swap)
+    # pure distillation (no D, no photo losses but the mesh and colour-speckle terms)
+    pure = ["--set", "task.w_adv=0", "--set", "task.w_fm=0", "--set", "task.w_perc=0"]
+    pure += ["--set", "task.w_l1=0", "--set", "task.teach_band_sigma=3"]
+    _run_twice(fusion.main, tmp_path / "pure", [*args, *pure])
+    d, band = _logged(tmp_path / "pure", "d"), _logged(tmp_path / "pure", "teach")
+    assert d and set(d) == {0.0} and band and all(math.isfinite(v) and v > 0 for v in band)
+    at = args.index(f"task.teacher={shipped}")
+    no_teacher = args[: at - 1] + args[at + 1 :]
+    with pytest.raises(ValueError, match="w_teach_swap needs task.teacher"):
+        fusion.main([*COMMON, "--run-dir", str(tmp_path / "x"), *no_teacher, "--max-steps", "1"])
+
+
+def test_in_the_band_rows_only_the_teachers_colour_is_followed_not_its_speckle() -> None:
+    """``task.teach_band_sigma``: a student trained without photo losses still gets the
+    teacher's colour in the skipped top rows, but not its fine speckle (the band);
+    ``task.teach_sigma``: elsewhere, too, only what lies below the fine texture."""
+    from types import SimpleNamespace
+
+    def task(**tcfg: float) -> SimpleNamespace:
+        t = SimpleNamespace(tcfg=tcfg)
+        t.teach_mask = lambda m: fusion.FusionTask.teach_mask(t, m)  # type: ignore[arg-type]
+        return t
+
+    torch.manual_seed(0)
+    shown = torch.rand(1, 3, 128, 128) * 0.2
+    mask = torch.ones(1, 1, 128, 128)
+    speckle, tint = shown.clone(), shown.clone()
+    speckle[..., :16, :] += torch.randn(1, 3, 16, 128) * 0.3  # the band: fine noise
+    tint[..., :16, :] += 0.3  # a wrong colour in the same rows
+    band = task(teach_skip_rows=32, teach_band_sigma=3)
+
+    def loss(t: SimpleNamespace, out: torch.Tensor) -> float:
+        return float(fusion.FusionTask.teach_loss(t, out, shown, mask))  # type: ignore[arg-type]
+
+    assert loss(band, tint) > 0.25 and loss(band, speckle) < 0.05
+    assert loss(task(teach_skip_rows=32), tint) == 0.0  # off: those rows are not followed
+    assert loss(task(teach_band_sigma=3), tint) == pytest.approx(0.3 * 16 / 128, rel=1e-3)
+    # teach_sigma: below the band rows too, only the teacher's low frequencies count
+    fine = shown + torch.randn_like(shown) * 0.3
+    assert loss(task(), fine) > 0.2 and loss(task(teach_sigma=1.5), fine) < 0.08
+    assert loss(task(teach_sigma=1.5), shown + 0.3) == pytest.approx(0.3, rel=1e-3)
+
+
+def test_the_swapped_look_of_a_sketch_blends_two_other_faces_of_the_batch() -> None:
+    """``FusionTask.swapped_features``: each sketch gets a convex blend of the next two
+    photos' appearance codes (the app's default look blends gallery faces), never its own."""
+    import contextlib
+    from types import SimpleNamespace
+
+    class Model:
+        def codes(self, photo: torch.Tensor, layout: object) -> dict[str, torch.Tensor]:
+            return {"eyes": photo.flatten(1)[:, :2], "mouth": photo.flatten(1)[:, :1]}
+
+        def features(self, sketch, codes, layout):  # type: ignore[no-untyped-def]
+            return torch.cat([codes["eyes"], codes["mouth"]], 1)[:, :, None, None], None
+
+    photos = torch.arange(5.0)[:, None, None, None].expand(5, 3, 4, 4).contiguous()
+    task = SimpleNamespace(
+        model=Model(), layout=None, ctx=SimpleNamespace(autocast=contextlib.nullcontext)
+    )
+    batch = {"image": photos, "sketch": torch.zeros(5, 1, 4, 4)}
+    torch.manual_seed(0)
+    out = fusion.FusionTask.swapped_features(task, batch)[:, :, 0, 0]  # type: ignore[arg-type]
+    for i in range(5):
+        lo, hi = sorted(((i - 1) % 5, (i - 2) % 5))
+        assert bool(((out[i] >= lo) & (out[i] <= hi)).all()), (i, out[i])
+        assert bool((out[i] != i).all())
+    assert len({round(float(v), 4) for v in out.flatten()}) > 5  # blends differ per part
 
 
 def test_fill_loss_only_counts_pixels_the_photo_did_not_reach() -> None:

@@ -133,6 +133,8 @@ class FusionTask(loop.Task):
         self.perc = build_perceptual(t.get("perceptual", "hed"), layers, ctx.device)
         if t.get("teach_skip_rows") and t.get("crop", 128):
             raise ValueError("task.teach_skip_rows counts canvas rows: it needs task.crop 0")
+        if t.get("w_teach_swap") and (t.get("crop", 128) or not t.get("teacher")):
+            raise ValueError("task.w_teach_swap needs task.teacher and task.crop 0")
         teacher = load_teacher(t.get("teacher"), ctx.device)
         self.teacher = None if teacher is None else FaceModel.from_components(self.models, teacher)
 
@@ -155,6 +157,54 @@ class FusionTask(loop.Task):
         keep[..., :rows, :] = 0
         return keep
 
+    def swapped_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The fusion input of each sketch with other faces' looks: per component a
+        random convex blend of the appearance codes of the next two photos of the
+        batch.  Why: the app's default look blends gallery faces' codes, a pairing the
+        photo losses never show the fusion; only the teacher can say what it should
+        give there (``task.w_teach_swap``)."""
+        with torch.no_grad(), self.ctx.autocast():
+            codes = self.model.codes(batch["image"], self.layout)
+            n = batch["image"].shape[0]
+            mixed = {}
+            for c, code in codes.items():
+                w = torch.rand((n,) + (1,) * (code.dim() - 1), device=code.device)
+                mixed[c] = w * code.roll(1, 0) + (1 - w) * code.roll(2, 0)
+            return self.model.features(batch["sketch"], mixed, self.layout)[0].float()
+
+    def swap_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The teacher term (and the mesh term, against the teacher's notched face) on
+        :meth:`swapped_features`."""
+        t = self.tcfg
+        feat, sk = self.swapped_features(batch), batch["sketch"]
+        out = self.model.fuse(feat, sk, filtered=False)
+        shown = self.teach(feat, sk)
+        assert shown is not None  # __init__ refuses w_teach_swap without a teacher
+        mesh = losses.mesh_loss(out, int(t.get("mesh_period", 4)), t.get("mesh_sigma"), shown)
+        teach = self.teach_loss(out, shown, batch["mask"])
+        return teach + t.get("w_mesh", 0.0) / max(t.get("w_teach_swap", 1.0), 1e-8) * mesh
+
+    def teach_loss(
+        self, out: torch.Tensor, shown: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """L1 to the teacher's shown face where :meth:`teach_mask` keeps it (with
+        ``task.teach_sigma`` > 0, of the two below a Gaussian of that many px: who the
+        face is lies in its low and middle frequencies, and a plain L1 whose sign is set
+        by fine texture the student cannot match carries little of them); in the rows
+        it skips, with ``task.teach_band_sigma`` > 0, L1 of the two below a Gaussian of
+        that many px: the band is fine speckle, and a student trained without photo
+        losses would otherwise have nothing holding those rows' colour."""
+        keep = self.teach_mask(mask)
+        low = float(self.tcfg.get("teach_sigma", 0.0))
+        if low > 0:
+            loss = losses.low_pass_l1(out, shown, keep, low)
+        else:
+            loss = losses.masked_l1(out, shown, keep)
+        sigma = float(self.tcfg.get("teach_band_sigma", 0.0))
+        if sigma > 0 and keep is not mask:
+            loss = loss + losses.low_pass_l1(out, shown, mask - keep, sigma)
+        return loss
+
     def datasets(self) -> tuple[Dataset, Dataset]:
         size = self.ctx.model_cfg.canvas
         train = self.ctx.dataset("train", size)
@@ -170,6 +220,9 @@ class FusionTask(loop.Task):
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         t = self.tcfg
 
+        # w_adv 0 and w_fm 0 (pure distillation): D is neither run nor trained
+        adversarial = bool(t.get("w_adv", 1.0) or t.get("w_fm", 10.0))
+
         def g_loss() -> tuple[torch.Tensor, ...]:
             feat, img, mask, sk = random_crop_batch(
                 int(t.get("crop", 128)),
@@ -180,13 +233,18 @@ class FusionTask(loop.Task):
             )
             out = self.model.fuse(feat, sk, filtered=False)
             cond = feat.detach()  # D's condition; G's gradient reaches feat through out
-            fake_out = self.D(torch.cat([cond, out * mask, sk], 1))
-            with torch.no_grad():
-                real_out = self.D(torch.cat([cond, img * mask, sk], 1))
-            adv = losses.lsgan_g(fake_out)
-            fm = losses.feature_matching(real_out, fake_out)
+            zero = out.new_zeros(())
+            adv = fm = perc = zero
+            if adversarial:
+                fake_out = self.D(torch.cat([cond, out * mask, sk], 1))
+                with torch.no_grad():
+                    real_out = self.D(torch.cat([cond, img * mask, sk], 1))
+                adv = losses.lsgan_g(fake_out)
+                fm = losses.feature_matching(real_out, fake_out)
             l1 = losses.masked_l1(out, img, mask)
-            perc = perceptual(self.perc, out, img, mask, int(t.get("perceptual_max_side", 128)))
+            if t.get("w_perc", 10.0):
+                side = int(t.get("perceptual_max_side", 128))
+                perc = perceptual(self.perc, out, img, mask, side)
             fill = fill_loss(out, img, mask)
             mesh = losses.mesh_loss(
                 out,
@@ -200,13 +258,11 @@ class FusionTask(loop.Task):
                 else out.new_zeros(())
             )
             shown = self.teach(feat, sk)
-            teach = (
-                out.new_zeros(())
-                if shown is None
-                else losses.masked_l1(out, shown, self.teach_mask(mask))
-            )
+            teach = zero if shown is None else self.teach_loss(out, shown, mask)
+            swap = self.swap_loss(batch) if t.get("w_teach_swap") else zero
             loss = (
-                adv
+                t.get("w_adv", 1.0) * adv
+                + t.get("w_teach_swap", 0.0) * swap
                 + t.get("w_fm", 10.0) * fm
                 + t.get("w_perc", 10.0) * perc
                 + t.get("w_l1", 10.0) * l1
@@ -215,15 +271,26 @@ class FusionTask(loop.Task):
                 + t.get("w_teach", 0.0) * teach
                 + t.get("w_chroma", 0.0) * chroma
             )
-            return loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh, teach, chroma
+            parts = {
+                "g_adv": adv,
+                "fm": fm,
+                "perc": perc,
+                "l1": l1,
+                "fill": fill,
+                "mesh": mesh,
+                "teach": teach,
+                "chroma": chroma,
+                "teach_swap": swap,
+            }
+            return loss, out, cond, img, mask, sk, parts
 
         self.D.requires_grad_(False)
         with self.ctx.autocast():
-            loss, out, cond, img, mask, sk, adv, fm, perc, l1, fill, mesh, teach, chroma = (
-                self.forward("fusion", g_loss)
-            )
+            loss, out, cond, img, mask, sk, parts = self.forward("fusion", g_loss)
         self.step(loss, "fusion")
         self.D.requires_grad_(True)
+        if not adversarial:
+            return {**{k: v.item() for k, v in parts.items()}, "d": 0.0}
         with self.ctx.autocast():
             d_loss = self.forward(
                 "D",
@@ -233,17 +300,7 @@ class FusionTask(loop.Task):
                 ),
             )
         self.step(d_loss, "D")
-        return {
-            "g_adv": adv.item(),
-            "fm": fm.item(),
-            "perc": perc.item(),
-            "l1": l1.item(),
-            "fill": fill.item(),
-            "mesh": mesh.item(),
-            "teach": teach.item(),
-            "chroma": chroma.item(),
-            "d": d_loss.item(),
-        }
+        return {**{k: v.item() for k, v in parts.items()}, "d": d_loss.item()}
 
     def validate(
         self, batch: dict[str, torch.Tensor]

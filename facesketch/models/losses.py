@@ -101,6 +101,16 @@ def chroma_detail_loss(out: torch.Tensor, target: torch.Tensor, sigma: float = 2
     return (chroma_detail(out, sigma) - wanted).abs().mean()
 
 
+def low_pass_l1(
+    out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, sigma: float
+) -> torch.Tensor:
+    """:func:`masked_l1` of the two images below a Gaussian of ``sigma`` px: follow a
+    target's colour and shading where its fine detail is not wanted (a band of noise)."""
+    from facesketch.models.filters import _blur
+
+    return masked_l1(_blur(out, sigma), _blur(target.to(out.dtype), sigma), mask)
+
+
 def masked_l1(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
 ) -> torch.Tensor:

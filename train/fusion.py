@@ -172,8 +172,8 @@ class FusionTask(loop.Task):
                 mixed[c] = w * code.roll(1, 0) + (1 - w) * code.roll(2, 0)
             return self.model.features(batch["sketch"], mixed, self.layout)[0].float()
 
-    def swap_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The teacher term (and the mesh term, against the teacher's notched face) on
+    def swap_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(teacher term, mesh term against the teacher's notched face) on
         :meth:`swapped_features`."""
         t = self.tcfg
         feat, sk = self.swapped_features(batch), batch["sketch"]
@@ -181,8 +181,7 @@ class FusionTask(loop.Task):
         shown = self.teach(feat, sk)
         assert shown is not None  # __init__ refuses w_teach_swap without a teacher
         mesh = losses.mesh_loss(out, int(t.get("mesh_period", 4)), t.get("mesh_sigma"), shown)
-        teach = self.teach_loss(out, shown, batch["mask"])
-        return teach + t.get("w_mesh", 0.0) / max(t.get("w_teach_swap", 1.0), 1e-8) * mesh
+        return self.teach_loss(out, shown, batch["mask"]), mesh
 
     def teach_loss(
         self, out: torch.Tensor, shown: torch.Tensor, mask: torch.Tensor
@@ -259,7 +258,7 @@ class FusionTask(loop.Task):
             )
             shown = self.teach(feat, sk)
             teach = zero if shown is None else self.teach_loss(out, shown, mask)
-            swap = self.swap_loss(batch) if t.get("w_teach_swap") else zero
+            swap, swap_mesh = self.swap_loss(batch) if t.get("w_teach_swap") else (zero, zero)
             loss = (
                 t.get("w_adv", 1.0) * adv
                 + t.get("w_teach_swap", 0.0) * swap
@@ -267,7 +266,7 @@ class FusionTask(loop.Task):
                 + t.get("w_perc", 10.0) * perc
                 + t.get("w_l1", 10.0) * l1
                 + t.get("w_fill", 0.0) * fill
-                + t.get("w_mesh", 0.0) * mesh
+                + t.get("w_mesh", 0.0) * (mesh + swap_mesh)
                 + t.get("w_teach", 0.0) * teach
                 + t.get("w_chroma", 0.0) * chroma
             )

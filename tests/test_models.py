@@ -245,6 +245,40 @@ def test_mesh_level_and_loss_measure_and_train_away_the_up_samplers_mesh():
     assert (x.detach() - image)[inner].abs().mean() < 0.5 * mesh[48:-48, 48:-48].abs().mean()
 
 
+def test_the_border_loss_sees_and_trains_away_a_mesh_parked_along_the_top_edge():
+    """The mesh loss leaves 3 sigma along the borders out (its estimate sees padding
+    there), so a decoder can park a pattern in the top rows unseen (fusion_clean10's
+    band, period 8 at 256); the border-detail loss sees it there and trains it away,
+    leaves the image's smooth colour, and against the photo keeps the photo's detail."""
+    from facesketch.models.filters import mesh_level
+    from facesketch.models.losses import border_detail_loss, mesh_loss
+
+    side = 128
+    yy, xx = torch.meshgrid(torch.arange(float(side)), torch.arange(float(side)), indexing="ij")
+    image = (0.3 * torch.sin(xx / 17) + 0.2 * torch.cos(yy / 13))[None, None].expand(
+        1, 3, side, side
+    )
+    band = torch.zeros(side, side)
+    band[:8] = 0.3 * torch.sign(torch.sin(xx[:8] * torch.pi / 4) * torch.sin(yy[:8] * torch.pi / 4))
+    banded = image + band
+    plain, meshed = mesh_loss(image, 4, 4.0).item(), mesh_loss(banded, 4, 4.0).item()
+    assert meshed < 1.5 * plain  # hardly seen: only what its blur carries in
+    assert mesh_level(banded) < 1.01 * mesh_level(image)  # the measure: unseen
+    assert (
+        border_detail_loss(banded, None, 16).item() > 8 * border_detail_loss(image, None, 16).item()
+    )
+    assert border_detail_loss(image, image, 16).item() == 0.0
+    x = banded.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.01)
+    for _ in range(40):
+        opt.zero_grad()
+        border_detail_loss(x, image, 16).backward()
+        opt.step()
+    top = (..., slice(0, 8), slice(None))
+    assert (x.detach() - image)[top].abs().mean() < 0.3 * band[:8].abs().mean()
+    assert torch.equal(x.detach()[..., 32:96, 32:96], banded[..., 32:96, 32:96])  # inner: untouched
+
+
 def test_mesh_loss_against_the_photo_keeps_its_lines_and_still_removes_a_mesh():
     """A sharp line is coherent on the grid along its length: against zero the mesh
     loss erases it; against the photo's own component (``target``) it keeps it."""

@@ -172,16 +172,28 @@ class FusionTask(loop.Task):
                 mixed[c] = w * code.roll(1, 0) + (1 - w) * code.roll(2, 0)
             return self.model.features(batch["sketch"], mixed, self.layout)[0].float()
 
-    def swap_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(teacher term, mesh term against the teacher's notched face) on
-        :meth:`swapped_features`."""
+    def swap_loss(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(teacher term, mesh term against the teacher's notched face, border detail
+        term) on :meth:`swapped_features`.  The border asks for no detail: the teacher's
+        band lies there and no photo of this pairing exists."""
         t = self.tcfg
         feat, sk = self.swapped_features(batch), batch["sketch"]
         out = self.model.fuse(feat, sk, filtered=False)
         shown = self.teach(feat, sk)
         assert shown is not None  # __init__ refuses w_teach_swap without a teacher
         mesh = losses.mesh_loss(out, int(t.get("mesh_period", 4)), t.get("mesh_sigma"), shown)
-        return self.teach_loss(out, shown, batch["mask"]), mesh
+        border = (
+            losses.border_detail_loss(out, None, self.border_px(out))
+            if t.get("w_border")
+            else out.new_zeros(())
+        )
+        return self.teach_loss(out, shown, batch["mask"]), mesh, border
+
+    def border_px(self, out: torch.Tensor) -> int:
+        """``task.border_rows`` (of the 256 canvas; default 16) at ``out``'s size."""
+        return max(1, round(float(self.tcfg.get("border_rows", 16)) * out.shape[-2] / 256))
 
     def teach_loss(
         self, out: torch.Tensor, shown: torch.Tensor, mask: torch.Tensor
@@ -256,9 +268,16 @@ class FusionTask(loop.Task):
                 if t.get("w_chroma")
                 else out.new_zeros(())
             )
+            border = (
+                losses.border_detail_loss(out, img, self.border_px(out))
+                if t.get("w_border")
+                else zero
+            )
             shown = self.teach(feat, sk)
             teach = zero if shown is None else self.teach_loss(out, shown, mask)
-            swap, swap_mesh = self.swap_loss(batch) if t.get("w_teach_swap") else (zero, zero)
+            swap, swap_mesh, swap_border = (
+                self.swap_loss(batch) if t.get("w_teach_swap") else (zero, zero, zero)
+            )
             loss = (
                 t.get("w_adv", 1.0) * adv
                 + t.get("w_teach_swap", 0.0) * swap
@@ -269,6 +288,7 @@ class FusionTask(loop.Task):
                 + t.get("w_mesh", 0.0) * (mesh + swap_mesh)
                 + t.get("w_teach", 0.0) * teach
                 + t.get("w_chroma", 0.0) * chroma
+                + t.get("w_border", 0.0) * (border + swap_border)
             )
             parts = {
                 "g_adv": adv,
@@ -280,6 +300,7 @@ class FusionTask(loop.Task):
                 "teach": teach,
                 "chroma": chroma,
                 "teach_swap": swap,
+                "border": border,
             }
             return loss, out, cond, img, mask, sk, parts
 
@@ -311,6 +332,8 @@ class FusionTask(loop.Task):
             "val_l1": losses.masked_l1(out, img, mask).item(),
             "val_psnr": psnr(out, img, mask),
             "val_mesh": mesh_level(out),
+            "val_border": losses.border_detail(out, self.border_px(out)).abs().mean().item()
+            * 127.5,
             "val_chroma": losses.chroma_detail_loss(
                 out, img, float(self.tcfg.get("chroma_sigma", 2.0))
             ).item(),
@@ -389,6 +412,8 @@ class UpTask(loop.Task):
             "val_psnr": psnr(out, img, mask),
             "val_psnr_bilinear": psnr(bilinear, img, mask),
             "val_mesh": mesh_level(out),
+            "val_border": losses.border_detail(out, self.border_px(out)).abs().mean().item()
+            * 127.5,
             "val_chroma": losses.chroma_detail_loss(
                 out, img, float(self.tcfg.get("chroma_sigma", 2.0))
             ).item(),

@@ -43,8 +43,11 @@ process it is a plain call.  Rank 0 logs and checkpoints.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,13 +209,35 @@ def run(task_cls: type[Task], args: argparse.Namespace, cfg: dict, default_run: 
 
 
 def _close_process_group() -> None:
-    """Under torchrun: wait for rank 0's export, then destroy the process group before
-    the interpreter exits (gloo's threads left running abort a rank now and then at
-    finalization: SIGABRT, "terminate called without an active exception")."""
+    """Under torchrun: wait for rank 0's export, destroy the process group, and have
+    the rank leave without finalizing the interpreter.  Why: gloo's worker threads
+    abort a rank now and then at finalization even after ``destroy_process_group``
+    (SIGABRT, "terminate called without an active exception"; pytorch/pytorch#179291),
+    which failed a finished, saved run's exit status."""
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+        _leave_without_finalizing()
+
+
+def _leave_without_finalizing() -> None:
+    """At exit, flush and end the process at once with its status (1 after an uncaught
+    exception, else 0: the stage scripts' ``main`` returns 0 after :func:`run`)."""
+    failed = []
+    hook = sys.excepthook
+
+    def seen(*exc: Any) -> None:
+        failed.append(True)
+        hook(*exc)
+
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1 if failed else 0)
+
+    sys.excepthook = seen
+    atexit.register(leave)
 
 
 def _resumed_config(old_cfg: dict, cfg: dict, ckpt: Path) -> dict:

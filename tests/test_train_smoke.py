@@ -431,11 +431,16 @@ def test_the_teacher_is_not_followed_in_its_band_rows(tmp_path: Path) -> None:
     pure = ["--set", "task.w_adv=0", "--set", "task.w_fm=0", "--set", "task.w_perc=0"]
     pure += ["--set", "task.w_l1=0", "--set", "task.teach_band_sigma=3"]
     pure += ["--set", "task.w_border=100", "--set", "task.border_rows=24"]
+    pure += ["--set", "task.w_teach_perc=2", "--set", "task.perceptual=hed"]
+    pure += ["--set", 'task.perceptual_layers=["relu1_2"]']
     _run_twice(fusion.main, tmp_path / "pure", [*args, *pure])
     d, band = _logged(tmp_path / "pure", "d"), _logged(tmp_path / "pure", "teach")
     assert d and set(d) == {0.0} and band and all(math.isfinite(v) and v > 0 for v in band)
-    border, val_border = (_logged(tmp_path / "pure", k) for k in ("border", "val_border"))
-    assert border and val_border and all(math.isfinite(v) and v > 0 for v in border + val_border)
+    border, val_border, tperc = (
+        _logged(tmp_path / "pure", k) for k in ("border", "val_border", "teach_perc")
+    )
+    logged = border + val_border + tperc
+    assert border and val_border and tperc and all(math.isfinite(v) and v > 0 for v in logged)
     at = args.index(f"task.teacher={shipped}")
     no_teacher = args[: at - 1] + args[at + 1 :]
     with pytest.raises(ValueError, match="w_teach_swap needs task.teacher"):

@@ -133,6 +133,8 @@ class FusionTask(loop.Task):
         self.perc = build_perceptual(t.get("perceptual", "hed"), layers, ctx.device)
         if t.get("teach_skip_rows") and t.get("crop", 128):
             raise ValueError("task.teach_skip_rows counts canvas rows: it needs task.crop 0")
+        if t.get("w_teach_perc") and not t.get("teacher"):
+            raise ValueError("task.w_teach_perc needs task.teacher")
         if t.get("w_teach_swap") and (t.get("crop", 128) or not t.get("teacher")):
             raise ValueError("task.w_teach_swap needs task.teacher and task.crop 0")
         teacher = load_teacher(t.get("teacher"), ctx.device)
@@ -176,8 +178,8 @@ class FusionTask(loop.Task):
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(teacher term, mesh term against the teacher's notched face, border detail
-        term) on :meth:`swapped_features`.  The border asks for no detail: the teacher's
-        band lies there and no photo of this pairing exists."""
+        term, teacher perceptual term) on :meth:`swapped_features`.  The border asks for
+        no detail: the teacher's band lies there and no photo of this pairing exists."""
         t = self.tcfg
         feat, sk = self.swapped_features(batch), batch["sketch"]
         out = self.model.fuse(feat, sk, filtered=False)
@@ -189,7 +191,21 @@ class FusionTask(loop.Task):
             if t.get("w_border")
             else out.new_zeros(())
         )
-        return self.teach_loss(out, shown, batch["mask"]), mesh, border
+        perc = self.teach_perc(out, shown, batch["mask"])
+        return self.teach_loss(out, shown, batch["mask"]), mesh, border, perc
+
+    def teach_perc(
+        self, out: torch.Tensor, shown: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """With ``task.w_teach_perc``: the perceptual loss (HED-VGG) to the teacher's shown
+        face where :meth:`teach_mask` keeps it.  Why: the low-passed L1 brought the
+        cleaned fusion's identity most of the way back and then stalled 0.01 short; who
+        the face is lies in the shapes of eyes, brows and lips, which edge features
+        weigh more than colour differences do."""
+        if not self.tcfg.get("w_teach_perc"):
+            return out.new_zeros(())
+        side = int(self.tcfg.get("perceptual_max_side", 128))
+        return perceptual(self.perc, out, shown, self.teach_mask(mask), side)
 
     def border_px(self, out: torch.Tensor) -> int:
         """``task.border_rows`` (of the 256 canvas; default 16) at ``out``'s size."""
@@ -274,9 +290,11 @@ class FusionTask(loop.Task):
                 else zero
             )
             shown = self.teach(feat, sk)
-            teach = zero if shown is None else self.teach_loss(out, shown, mask)
-            swap, swap_mesh, swap_border = (
-                self.swap_loss(batch) if t.get("w_teach_swap") else (zero, zero, zero)
+            teach = tperc = zero
+            if shown is not None:
+                teach, tperc = self.teach_loss(out, shown, mask), self.teach_perc(out, shown, mask)
+            swap, swap_mesh, swap_border, swap_perc = (
+                self.swap_loss(batch) if t.get("w_teach_swap") else (zero, zero, zero, zero)
             )
             loss = (
                 t.get("w_adv", 1.0) * adv
@@ -289,6 +307,7 @@ class FusionTask(loop.Task):
                 + t.get("w_teach", 0.0) * teach
                 + t.get("w_chroma", 0.0) * chroma
                 + t.get("w_border", 0.0) * (border + swap_border)
+                + t.get("w_teach_perc", 0.0) * (tperc + swap_perc)
             )
             parts = {
                 "g_adv": adv,
@@ -301,6 +320,7 @@ class FusionTask(loop.Task):
                 "chroma": chroma,
                 "teach_swap": swap,
                 "border": border,
+                "teach_perc": tperc + swap_perc,
             }
             return loss, out, cond, img, mask, sk, parts
 

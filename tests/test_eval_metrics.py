@@ -112,6 +112,22 @@ def test_chroma_noise_tells_a_noise_band_from_hair():
     assert np.isnan(chroma_noise(noisy, mask))
 
 
+def test_top_detail_sees_a_grey_mesh_along_the_top_edge_that_chroma_noise_misses():
+    from train.eval import chroma_noise, top_detail
+
+    yy, xx = np.mgrid[:256, :256]
+    face = np.clip(120 + 40 * np.sin(xx / 30.0) + 20 * np.cos(yy / 25.0), 0, 255)
+    face = np.repeat(face[..., None], 3, 2).astype(np.uint8)
+    meshed = face.copy()
+    cells = ((xx[:8] // 4 + yy[:8] // 4) % 2 * 60 - 30)[..., None]  # period 8, grey
+    meshed[:8] = np.clip(face[:8].astype(int) + cells, 0, 255).astype(np.uint8)
+    assert top_detail(face) < 0.5 < 10.0 < top_detail(meshed)
+    assert chroma_noise(meshed) < 0.5  # colourless: the band measure misses it
+    mask = np.zeros((256, 256), np.uint8)
+    assert np.isnan(top_detail(meshed, mask))
+    assert top_detail(meshed[::2, ::2]) > 10.0  # other sizes scale the rows
+
+
 def test_seam_ratio_sees_a_pasted_window_and_not_a_smooth_face():
     from facesketch.layout import FaceLayout
     from train.eval import seam_ratio

@@ -78,6 +78,24 @@ def chroma_noise(img: np.ndarray, mask: np.ndarray | None = None, rows: int = BA
     return float(hf[m].mean()) if m.any() else float("nan")
 
 
+#: Rows (at 256) of the top edge whose lightness detail :func:`top_detail` measures.
+TOP_ROWS = 16
+
+
+def top_detail(img: np.ndarray, mask: np.ndarray | None = None, rows: int = TOP_ROWS) -> float:
+    """Mean |grey - its Gaussian blur (sigma 2 px at 256)| in the top ``rows`` of a uint8
+    RGB image, over ``mask`` pixels (None = all), in grey levels.  Why: a decoder can park
+    a lightness mesh along the top edge (``fusion_clean10``: period 8 at 256), which
+    :func:`chroma_noise` (colour only) and the mesh measure (borders left out) miss.
+    NaN when no pixel counts."""
+    size = img.shape[0]
+    rows = max(1, round(rows * size / 256))
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    hf = np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 2.0 * size / 256))[:rows]
+    m = np.ones(hf.shape, bool) if mask is None else mask[:rows] > 0
+    return float(hf[m].mean()) if m.any() else float("nan")
+
+
 #: Offsets (px at 256) of the parallel lines a window border's step is compared with.
 SEAM_OFFSETS = (-6, -5, 5, 6)
 
@@ -257,6 +275,8 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
             "color_after",
             "band_noise",
             "band_noise_photo",
+            "top_detail",
+            "top_detail_photo",
             "seam_ratio",
             "seam_ratio_photo",
             "mesh",
@@ -270,6 +290,9 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
         res["band_noise"].append(chroma_noise(tensor_to_image(faces[i])))
         if m_top[: max(1, round(BAND_ROWS * m_top.shape[0] / 256))].mean() > 0.5:
             res["band_noise_photo"].append(chroma_noise(tensor_to_image(photos[i]), m_top))
+        res["top_detail"].append(top_detail(tensor_to_image(faces[i])))
+        if m_top[: max(1, round(TOP_ROWS * m_top.shape[0] / 256))].mean() > 0.95:
+            res["top_detail_photo"].append(top_detail(tensor_to_image(photos[i])))
         res["seam_ratio"].append(seam_ratio(tensor_to_image(faces[i]), lay))
         res["mesh"].append(mesh_level(raw[i : i + 1]))
         res["mesh_shown"].append(mesh_level(faces[i : i + 1]))

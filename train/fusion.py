@@ -432,8 +432,6 @@ class UpTask(loop.Task):
             "val_psnr": psnr(out, img, mask),
             "val_psnr_bilinear": psnr(bilinear, img, mask),
             "val_mesh": mesh_level(out),
-            "val_border": losses.border_detail(out, self.border_px(out)).abs().mean().item()
-            * 127.5,
             "val_chroma": losses.chroma_detail_loss(
                 out, img, float(self.tcfg.get("chroma_sigma", 2.0))
             ).item(),

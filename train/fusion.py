@@ -176,7 +176,7 @@ class FusionTask(loop.Task):
 
     def swap_loss(
         self, batch: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(teacher term, mesh term against the teacher's notched face, border detail
         term, teacher perceptual term) on :meth:`swapped_features`.  The border asks for
         no detail: the teacher's band lies there and no photo of this pairing exists."""

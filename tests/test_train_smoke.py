@@ -303,11 +303,17 @@ def test_a_fine_tune_starts_from_exported_weights(tmp_path: Path) -> None:
         "task.w_fill=2",
         "--set",
         "task.full_canvas_repeat=3",
+        "--set",
+        "train.warmup_steps=8",
     ]
     ckpt = _run_twice(fusion.main, tmp_path / "band", band)
     assert "fill" in (tmp_path / "band" / "log.csv").read_text().splitlines()[0]
     first = torch.load(tmp_path / "band" / "ckpt.pt", map_location="cpu", weights_only=False)
     assert first["loop"]["step"] == 4
+    # the lr ramp went on across the resume: the 4th step ran at 4/8 of the run's lr
+    group = first["optims"]["fusion"]["param_groups"][0]
+    assert group["initial_lr"] == pytest.approx(2e-4)
+    assert group["lr"] == pytest.approx(2e-4 * 4 / 8)
     # step 0 of the fine-tune is the exported fusion: retrace it with no steps
     net = GlobalFusion(TINY.fusion)
     load_into(net, shipped / "fusion.safetensors", "fusion", net.manifest_config())
@@ -330,6 +336,29 @@ def test_a_fine_tune_starts_from_exported_weights(tmp_path: Path) -> None:
 
         load_init(_U(), [shipped])  # type: ignore[arg-type]
     assert ckpt["loop"]["step"] == 4
+
+
+def test_the_lr_warm_up_keeps_a_fresh_adam_from_kicking_trained_weights() -> None:
+    """A fresh Adam moves every weight by about lr on its first step, however small its
+    gradient; ``loop.warm_up`` makes that first move ``1/steps`` of it and reaches the
+    full lr at ``steps``."""
+    torch.manual_seed(0)
+
+    def first_move(steps: int) -> float:
+        w = nn.Parameter(torch.randn(64))
+        start = w.detach().clone()
+        opt = torch.optim.Adam([w], lr=1e-3, betas=(0.5, 0.999))
+        loop.warm_up([opt], 0, steps)
+        (1e-6 * w.sum()).backward()  # a tiny gradient: the weights are already right
+        opt.step()
+        return float((w.detach() - start).abs().mean())
+
+    assert first_move(0) == pytest.approx(1e-3, rel=0.01)
+    assert first_move(100) == pytest.approx(1e-5, rel=0.01)
+    opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1e-3)
+    for step, want in ((0, 1e-4), (4, 5e-4), (9, 1e-3), (50, 1e-3)):
+        loop.warm_up([opt], step, 10)
+        assert opt.param_groups[0]["lr"] == pytest.approx(want)
 
 
 def test_a_resize_fusion_starts_from_an_exported_transposed_one(tmp_path: Path) -> None:

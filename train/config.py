@@ -20,6 +20,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "threads": 0,  # CPU threads; 0 = cores / processes
     "max_steps": 200_000,
     "max_minutes": 0,  # 0 = no time box
+    "warmup_steps": 0,  # linear lr ramp over the run's first steps (0 = none)
     "log_every": 20,
     "val_every": 500,
     "ckpt_every": 200,

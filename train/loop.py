@@ -49,6 +49,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,7 +295,7 @@ def _init_from_stages(task: Task, args: argparse.Namespace) -> str:
     return msg
 
 
-def warm_up(optims: Any, step: int, steps: int) -> None:
+def warm_up(optims: Iterable[torch.optim.Optimizer], step: int, steps: int) -> None:
     """Scale every optimizer's lr by ``(step + 1) / steps`` for the run's first ``steps``
     steps (its own lr, kept as ``initial_lr`` in the param group, after them).  Why: Adam
     from a fresh state moves every weight by about lr per step whatever its gradient;

@@ -10,7 +10,8 @@ fusion + up head; the real-texture stage keeps its gallery pick there),
 "Follow my drawing" on: + the landmark network; the drawing is in place, so no warp),
 ``texture_identify_ms`` / ``texture_transfer_ms`` (the real-texture stage of a full
 render: dlib's descriptor + gallery pick, and warp + transfer; both inside
-``full_render_ms``), ``full_render_no_texture_ms``, ``appearance_change_ms`` (the
+``full_render_ms``), ``texture_hair_ms`` (the hair strands of a full render, computed
+afresh: ``clear_cache`` drops them), ``full_render_no_texture_ms``, ``appearance_change_ms`` (the
 whole-face reference mix moved: every branch re-runs with cached codes), ``scn_ms``
 (the stroke calibrator over all five component inputs; ``scn_ms_per_crop``: each
 input alone), ``weights`` (which networks ran).  Values are medians.
@@ -122,7 +123,11 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
         pipe.clear_cache()
         render(base)
 
-    stage: dict[str, list[float]] = {"real_pixels_identify": [], "real_pixels_transfer": []}
+    stage: dict[str, list[float]] = {
+        "real_pixels_identify": [],
+        "real_pixels_transfer": [],
+        "real_pixels_hair": [],
+    }
 
     def full(_i):
         pipe.clear_cache()

@@ -11,6 +11,7 @@ from train.face_metrics import (
     canny_edge_f1,
     canny_edges,
     edge_f1_maps,
+    hair_detail,
     landmark_error,
 )
 
@@ -142,3 +143,16 @@ def test_seam_ratio_sees_a_pasted_window_and_not_a_smooth_face():
     w = lay.window("nose")
     pasted[w.y : w.y + w.size, w.x : w.x + w.size] += 12  # a window a shade lighter
     assert seam_ratio(np.clip(pasted, 0, 255).astype(np.uint8), lay) > 1.5
+
+
+def test_hair_detail_measures_fine_detail_inside_the_hair_weight_only():
+    rng = np.random.default_rng(0)
+    smooth = np.full((512, 512, 3), 60, np.uint8)
+    strands = smooth.copy()
+    strands[:, :256] = np.clip(60 + rng.normal(0, 12, (512, 256, 1)), 0, 255).astype(np.uint8)
+    weight = np.zeros((512, 512), np.float32)
+    weight[:, :256] = 1
+    assert hair_detail(smooth, weight) == pytest.approx(0.0, abs=1e-3)
+    assert hair_detail(strands, weight) > 5.0
+    assert hair_detail(strands, weight[:, ::-1].copy()) == pytest.approx(0.0, abs=0.5)
+    assert hair_detail(strands, np.zeros_like(weight)) is None  # no hair: not scored

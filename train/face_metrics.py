@@ -23,6 +23,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from facesketch.engine.hair import hair_weight
+
 #: The issue's edge operator.
 BLUR_SIZE, BLUR_SIGMA = 5, 1.2
 CANNY_LOW, CANNY_HIGH = 0.66, 1.33
@@ -107,6 +109,16 @@ def _mesh(image: np.ndarray) -> float:
     return mesh_level(x / 127.5 - 1.0)
 
 
+def hair_detail(image: np.ndarray, weight: np.ndarray) -> float | None:
+    """Mean fine detail (|grey - its 1.5-px Gaussian|, grey levels) over ``weight`` (a
+    hair weight, :func:`facesketch.engine.hair.hair_weight`), or None without hair."""
+    if float(weight.sum()) < 200:
+        return None
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    high = np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.5 * image.shape[0] / 512))
+    return float((high * weight).sum() / weight.sum())
+
+
 def face_measures(
     renders: list[np.ndarray],
     photos: list[np.ndarray],
@@ -120,7 +132,7 @@ def face_measures(
     meter = meter or FaceMeter()
     got = [meter(p) for p in photos]
     desc, lm, f1, f1_photo, missed = [], [], [], [], 0
-    mesh, mesh_photo = [], []
+    mesh, mesh_photo, hair, hair_photo = [], [], [], []
     for render, photo_info, sketch, photo in zip(renders, got, sketches, photos, strict=True):
         f1.append(canny_edge_f1(render, sketch))
         f1_photo.append(canny_edge_f1(photo, sketch))
@@ -128,6 +140,12 @@ def face_measures(
         mesh_photo.append(_mesh(photo))
         if photo_info is None:
             continue
+        # the same region of both: where the photo shows hair
+        where = hair_weight(photo, photo_info[0])
+        h_render, h_photo = hair_detail(render, where), hair_detail(photo, where)
+        if h_render is not None and h_photo is not None:
+            hair.append(h_render)
+            hair_photo.append(h_photo)
         r = meter(render)
         if r is None:
             missed += 1
@@ -152,6 +170,9 @@ def face_measures(
         "edge_f1_real_photo": mean(f1_photo),
         "mesh": mean(mesh),
         "mesh_real_photo": mean(mesh_photo),
+        "hair_detail": mean(hair),
+        "hair_detail_real_photo": mean(hair_photo),
+        "hair_pairs": len(hair),
         "no_face_found": missed,
         "photos_with_face": len(people),
         "pairs": len(renders),

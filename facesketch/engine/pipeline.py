@@ -39,6 +39,7 @@ from torch import nn
 from facesketch.engine.appearance import AppearanceBank, slot_for
 from facesketch.engine.bundle import NetworkBundle
 from facesketch.engine.devices import DeviceSpec, select_device
+from facesketch.engine.hair import HairStage
 from facesketch.imaging import image_to_tensor, sketch_to_tensor, tensor_to_image
 from facesketch.layout import COMPONENTS, DEFAULT_FEATHER, FaceLayout
 from facesketch.models.face_model import Branch, FaceModel, assemble_sketch
@@ -166,6 +167,8 @@ class FacePipeline:
         self.real_pixels: Any = None
         #: why the real-texture stage is off (shown by the app and the CLI), or ""
         self.real_pixels_problem = ""
+        #: hair strands along the drawn flow (facesketch.engine.hair), part of the texture
+        self.hair = HairStage()
         self.set_real_pixels(real_pixels)
         self.counters: dict[str, int] = {}
         self._branches: dict[str, _Branch] = {}
@@ -207,9 +210,10 @@ class FacePipeline:
             self.real_pixels_problem = f"real texture is off: {exc}"
 
     def clear_cache(self) -> None:
-        """Forget cached branch maps (after weights change)."""
+        """Forget cached branch maps (after weights change) and the hair strands."""
         self._branches.clear()
         self._last = None
+        self.hair = HairStage()
 
     # -- public ------------------------------------------------------------------------
     def render(
@@ -521,6 +525,9 @@ class FacePipeline:
         except (RuntimeError, OSError) as exc:  # dlib's models unreadable: the plain face
             self.real_pixels_problem = f"real texture skipped: {exc}"
             return face, []
+        t = time.perf_counter()
+        out = self.hair.apply(out, sketch, pts, lay)
+        rp.state.timings["hair"] = (time.perf_counter() - t) * 1000
         used = [str(appearance[n].paths[0]) for n in sources]
         if FACE not in sources and rp.state.index is not None:
             used.insert(0, f"gallery:{rp.state.index}")

@@ -11,6 +11,8 @@ import csv
 import json
 import math
 import os
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -543,3 +545,27 @@ def test_fill_loss_only_counts_pixels_the_photo_did_not_reach() -> None:
     assert fusion.fill_loss(out, img, mask).item() == 0.0
     out[..., :2, :] = 1.0
     assert fusion.fill_loss(out, img, mask).item() == pytest.approx(1.0)
+
+
+class _DiesInWorker(torch.utils.data.Dataset):
+    """Its data worker is killed (as by a ``pkill -f`` meant for the run) at item 3."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if i == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        return torch.zeros(1)
+
+
+def test_a_data_worker_killed_by_a_signal_is_told_from_other_errors() -> None:
+    from train.loop import worker_died
+
+    loader = torch.utils.data.DataLoader(_DiesInWorker(), batch_size=1, num_workers=1)
+    with pytest.raises(RuntimeError) as caught:
+        for _ in loader:
+            pass
+    assert worker_died(caught.value)  # the loop stops, checkpoints and exports
+    assert not worker_died(RuntimeError("CUDA out of memory"))

@@ -372,12 +372,28 @@ def _iterate(r: _Run, args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         print(f"\n[{task.name}] interrupted: saving a checkpoint", flush=True)
         stop.requested = True
+    except RuntimeError as exc:
+        if not worker_died(exc):
+            raise
+        # a signal meant for the whole run (``kill`` of its process group, ``pkill -f``
+        # on its command line) reaches the data worker too: stop as on SIGTERM, export
+        print(f"\n[{task.name}] {exc}: stopping as on SIGTERM", flush=True)
+        stop.requested = True
     finally:
         if bar is not None:
             bar.close()
         checkpoint()
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)
+
+
+def worker_died(exc: BaseException) -> bool:
+    """Whether ``exc`` is PyTorch's report of a DataLoader worker that a signal killed
+    or that exited unexpectedly (the run itself is fine: it can checkpoint and export)."""
+    text = str(exc)
+    return "DataLoader worker" in text and (
+        "killed by signal" in text or "exited unexpectedly" in text
+    )
 
 
 def _finish(r: _Run, args: argparse.Namespace) -> None:

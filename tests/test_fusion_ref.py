@@ -63,6 +63,72 @@ def test_resize_decoder_makes_no_mesh():
     assert out.std(dim=(-1, -2)).max() < 1e-4
 
 
+def test_input_notch_keeps_the_grid_of_the_pasted_maps_out_of_the_face():
+    """The component generators' transposed convs leave a period-4 grid in the pasted maps;
+    a resize decoder makes none, but the head's full-resolution skip copied it straight
+    to the face (session 18).  With ``input_notch`` the fusion sees the maps without it,
+    and their smooth content still gets through; the sketch channel is untouched."""
+    from facesketch.models.filters import mesh_level
+
+    torch.manual_seed(0)
+    base = dataclasses.replace(TINY.fusion, decoder="resize", sketch_ch=1)
+    side = 64
+    yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    smooth = 0.4 * torch.sin(xx / 9.0) * torch.cos(yy / 13.0)
+    grid = 0.3 * ((xx % 4 < 2).float() - 0.5) * ((yy % 4 < 2).float() * 2 - 1)
+    feat = torch.zeros(1, base.in_ch, side, side)
+    feat[0, 0] = smooth + grid
+    line = torch.zeros(1, 1, side, side)
+    line[0, 0, :, 32] = 1.0  # a 1-px sketch line the skip must keep sharp
+    faces, lines = {}, {}
+    for notch in (False, True):
+        net = GlobalFusion(dataclasses.replace(base, input_notch=notch)).eval()
+        head = net.head[1]  # the conv (then tanh)
+        with torch.no_grad():  # the face is the skip's map 0 (+ the sketch), nothing else
+            head.weight.zero_()
+            head.bias.zero_()
+            body_ch = head.weight.shape[1] - base.in_ch - 1
+            head.weight[:, body_ch, 1, 1] = 1.0
+            head.weight[:, body_ch + base.in_ch, 1, 1] = 0.5
+            faces[notch] = net(feat, torch.zeros_like(line))
+            lines[notch] = net(feat, line) - faces[notch]
+    assert mesh_level(faces[False], sigma=4.0) > 10 * mesh_level(faces[True], sigma=4.0)
+    assert mesh_level(faces[True], sigma=4.0) < 1.0  # grey levels: invisible
+    inner = (slice(16, 48), slice(16, 48))
+    assert (faces[True][0, 0][inner] - torch.tanh(smooth)[inner]).abs().max() < 0.03
+    column = lines[True][0, 0, 20:44]
+    assert column[:, 32].min() > 0.3 and column[:, 30].abs().max() < 1e-6
+    cfg = dataclasses.replace(base, input_notch=True)
+    assert FusionConfig.from_dict(cfg.to_dict()) == cfg
+    assert "input_notch" not in base.to_dict()  # manifests written before it still match
+
+
+def test_a_head_without_the_maps_starts_from_one_with_them_and_passes_no_grid():
+    """``head_maps`` False: the head's skip repeats only the sketch, so what grid the
+    notch leaves in the pasted maps cannot reach the face but through the encoder's
+    down-sampling.  :func:`drop_head_maps` starts it from a fusion whose head read the
+    maps: with no maps drawn the two faces are the same."""
+    from facesketch.models.filters import mesh_level
+    from facesketch.models.fusion import drop_head_maps
+
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(TINY.fusion, decoder="resize", sketch_ch=1)
+    old = GlobalFusion(cfg).eval()
+    new = GlobalFusion(dataclasses.replace(cfg, head_maps=False)).eval()
+    assert new.head[1].weight.shape[1] == old.head[1].weight.shape[1] - cfg.in_ch
+    new.load_state_dict(drop_head_maps(new, old.state_dict()))
+    assert drop_head_maps(old, old.state_dict()) is not None  # a fitting head is kept
+    sketch = (torch.rand(1, 1, 64, 64) > 0.97).float()
+    none = torch.zeros(1, cfg.in_ch, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(old(none, sketch), new(none, sketch), atol=1e-6)
+        yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+        grid = ((xx % 4 < 2).float() - 0.5) * ((yy % 4 < 2).float() * 2 - 1)
+        maps = grid.expand(1, cfg.in_ch, 64, 64).clone()
+        flat = torch.zeros(1, 1, 64, 64)
+        assert mesh_level(old(maps, flat), sigma=4.0) > 4 * mesh_level(new(maps, flat), sigma=4.0)
+
+
 @pytest.mark.parametrize("side", [(12, 12), (9, 14)])
 def test_phase_split_resize_up_equals_nearest_then_conv(side):
     """The sub-pixel form computes exactly nearest 2x + reflection-padded 3x3 conv,

@@ -279,6 +279,28 @@ def test_the_border_loss_sees_and_trains_away_a_mesh_parked_along_the_top_edge()
     assert torch.equal(x.detach()[..., 32:96, 32:96], banded[..., 32:96, 32:96])  # inner: untouched
 
 
+def test_the_detail_loss_sees_softness_but_not_a_change_of_shading():
+    """``losses.detail_l1`` (``task.w_teach_detail``): a blurred copy of a face costs, the
+    same face a shade lighter does not, and training on it sharpens a soft student."""
+    from facesketch.models import losses
+    from facesketch.models.filters import _blur
+
+    torch.manual_seed(0)
+    sharp = torch.rand(1, 3, 48, 48) * 2 - 1
+    mask = torch.ones(1, 1, 48, 48)
+    assert losses.detail_l1(sharp, sharp, mask) == 0
+    assert losses.detail_l1(sharp + 0.3, sharp, mask) < 1e-6
+    soft = _blur(sharp, 1.5)
+    assert losses.detail_l1(soft, sharp, mask) > 0.2
+    student = soft.clone().requires_grad_(True)
+    opt = torch.optim.Adam([student], lr=0.02)
+    for _ in range(40):
+        opt.zero_grad()
+        losses.detail_l1(student, sharp, mask).backward()
+        opt.step()
+    assert losses.detail_l1(student, sharp, mask) < 0.5 * losses.detail_l1(soft, sharp, mask)
+
+
 def test_mesh_loss_against_the_photo_keeps_its_lines_and_still_removes_a_mesh():
     """A sharp line is coherent on the grid along its length: against zero the mesh
     loss erases it; against the photo's own component (``target``) it keeps it."""

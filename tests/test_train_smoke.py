@@ -422,9 +422,19 @@ def test_a_resize_fusion_distils_from_its_teachers_shown_face(tmp_path: Path) ->
 
     args = ["--set", "model.fusion.decoder=resize", "--init", str(prev / "export")]
     args += [str(shipped), "--set", f"task.teacher={shipped}", "--set", "task.w_teach=20"]
+    # as train/configs/fusion_resize_input.json: maps notched, not on the head's skip,
+    # the teacher's detail weighed on its own
+    args += ["--set", "model.fusion.input_notch=true", "--set", "model.fusion.head_maps=false"]
+    args += ["--set", "task.w_teach_detail=100"]
     _run_twice(fusion.main, tmp_path / "teach", args)
     train, val = _logged(tmp_path / "teach", "teach"), _logged(tmp_path / "teach", "val_teach")
     assert train and val and all(math.isfinite(v) and v > 0 for v in train + val)
+    detail = _logged(tmp_path / "teach", "teach_detail")
+    assert detail and all(math.isfinite(v) and v > 0 for v in detail)
+    manifest = json.loads((tmp_path / "teach" / "export" / "fusion.json").read_text())
+    conf = manifest["config"]
+    assert conf["input_notch"] is True and conf["head_maps"] is False
+    assert conf["decoder"] == "resize"
 
 
 def test_the_teacher_is_not_followed_in_its_band_rows(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ into the appearance code.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -38,6 +39,7 @@ from facesketch.models.fusion import (
     GlobalFusion,
     Upsampler2x,
     build_fusion_discriminator,
+    drop_head_maps,
     init_from_transposed,
     is_transposed,
 )
@@ -135,6 +137,8 @@ class FusionTask(loop.Task):
             raise ValueError("task.teach_skip_rows counts canvas rows: it needs task.crop 0")
         if t.get("w_teach_perc") and not t.get("teacher"):
             raise ValueError("task.w_teach_perc needs task.teacher")
+        if t.get("w_teach_detail") and not t.get("teacher"):
+            raise ValueError("task.w_teach_detail needs task.teacher")
         if t.get("w_teach_swap") and (t.get("crop", 128) or not t.get("teacher")):
             raise ValueError("task.w_teach_swap needs task.teacher and task.crop 0")
         teacher = load_teacher(t.get("teacher"), ctx.device)
@@ -290,9 +294,11 @@ class FusionTask(loop.Task):
                 else zero
             )
             shown = self.teach(feat, sk)
-            teach = tperc = zero
+            teach = tperc = tdetail = zero
             if shown is not None:
                 teach, tperc = self.teach_loss(out, shown, mask), self.teach_perc(out, shown, mask)
+                if t.get("w_teach_detail"):
+                    tdetail = losses.detail_l1(out, shown, self.teach_mask(mask))
             swap, swap_mesh, swap_border, swap_perc = (
                 self.swap_loss(batch) if t.get("w_teach_swap") else (zero, zero, zero, zero)
             )
@@ -308,6 +314,7 @@ class FusionTask(loop.Task):
                 + t.get("w_chroma", 0.0) * chroma
                 + t.get("w_border", 0.0) * (border + swap_border)
                 + t.get("w_teach_perc", 0.0) * (tperc + swap_perc)
+                + t.get("w_teach_detail", 0.0) * tdetail
             )
             parts = {
                 "g_adv": adv,
@@ -321,6 +328,7 @@ class FusionTask(loop.Task):
                 "teach_swap": swap,
                 "border": border,
                 "teach_perc": tperc + swap_perc,
+                "teach_detail": tdetail,
             }
             return loss, out, cond, img, mask, sk, parts
 
@@ -364,12 +372,16 @@ class FusionTask(loop.Task):
         return metrics, [batch["sketch"], out, img]
 
     def adapt_init(self, name: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A transposed-conv fusion starts a resize-conv one (no mesh) of the same sizes:
-        :func:`facesketch.models.fusion.init_from_transposed`."""
-        if name != "fusion" or self.fusion.cfg.decoder != "resize" or not is_transposed(state):
+        """A transposed-conv fusion starts a resize-conv one (no mesh) of the same sizes
+        (:func:`facesketch.models.fusion.init_from_transposed`), and one whose head read
+        the pasted maps starts one whose head does not (:func:`drop_head_maps`)."""
+        if name != "fusion":
             return state
-        old = {k: v.float() for k, v in state.items()}
-        return init_from_transposed(GlobalFusion(self.fusion.cfg), old).state_dict()
+        if self.fusion.cfg.decoder == "resize" and is_transposed(state):
+            old = {k: v.float() for k, v in state.items()}
+            with_maps = dataclasses.replace(self.fusion.cfg, head_maps=True)
+            state = init_from_transposed(GlobalFusion(with_maps), old).state_dict()
+        return drop_head_maps(self.fusion, state)
 
     def exports(self) -> list[loop.Export]:
         out = [loop.Export("fusion", self.fusion, "fusion", self.fusion.manifest_config())]

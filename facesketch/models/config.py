@@ -136,6 +136,16 @@ class FusionConfig(_Config):
     # per-pixel blend between the re-warped reference and its own synthesis
     ref_ch: int = 0
     flow_px: float = 8.0
+    # the pasted maps enter the fusion through the mesh notch: the component generators'
+    # transposed convs leave a grid in them (about 0.2 rms of every channel), which the
+    # head's full-resolution skip copied straight to the face and the encoder passed on,
+    # whatever the decoder (session 18).  False in manifests written before it.
+    input_notch: bool = False
+    # the head's full-resolution skip repeats the pasted maps (True, version 1) or only the
+    # sketch and reference: what grid the notch leaves in the maps (measured: about 14 %)
+    # the head's skip weights amplified into a dotted nose; through the encoder's
+    # down-sampling it reaches the face only as content.
+    head_maps: bool = True
 
     def __post_init__(self) -> None:
         if self.decoder not in ("transpose", "resize"):
@@ -154,6 +164,10 @@ class FusionConfig(_Config):
         if self.decoder == "transpose" and not self.ref_ch:
             for k in ("decoder", "ref_ch", "flow_px"):
                 d.pop(k)
+        if not self.input_notch:
+            d.pop("input_notch")
+        if self.head_maps:
+            d.pop("head_maps")
         return d
 
 

@@ -12,6 +12,9 @@ reference photo and its validity mask (real pixels, DESIGN.md "Real pixels"): th
 decoder up-samples by nearest + conv (no mesh), and the head predicts, besides an RGB
 synthesis, a small residual flow that re-warps the reference and a per-pixel blend
 weight, so real texture is copied where the warp is right and synthesized elsewhere.
+A resize decoder alone did not make a mesh-free face: the pasted maps carry the
+component generators' transposed-conv grid, and the head's full-resolution skip copied
+it through.  ``FusionConfig.input_notch`` takes it out of the maps on the way in.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from facesketch.models.blocks import (
 )
 from facesketch.models.config import FusionConfig, UpConfig
 from facesketch.models.discriminators import MultiScaleDiscriminator
+from facesketch.models.filters import DEFAULT_PERIOD, remove_periodic_pattern
 
 __all__ = [
     "GlobalFusion",
+    "drop_head_maps",
     "MultiScaleDiscriminator",
     "Upsampler2x",
     "build_fusion_discriminator",
@@ -68,12 +73,13 @@ class GlobalFusion(BaseNetwork):
         down += [ResBlock(ch[-1]) for _ in range(cfg.n_res)]
         down += [up(ch[i], ch[i - 1]) for i in range(cfg.n_down, 0, -1)]
         self.body = nn.Sequential(*down)
+        skip = cin if cfg.head_maps else cin - cfg.in_ch
         if cfg.ref_ch:
             # RGB synthesis (3) + blend logit (1) + residual flow (2)
-            self.head = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + cin, 6, 3))
+            self.head = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + skip, 6, 3))
         else:
             self.head = nn.Sequential(
-                nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + cin, 3, 3), nn.Tanh()
+                nn.ReflectionPad2d(1), nn.Conv2d(cfg.base + skip, 3, 3), nn.Tanh()
             )
         self.init_weights()
         if cfg.ref_ch:  # start by copying the reference (no flow yet) where it is valid
@@ -100,6 +106,8 @@ class GlobalFusion(BaseNetwork):
             raise ValueError(
                 f"GlobalFusion expects (N, {cfg.in_ch}, H, W), got {tuple(feat.shape)}"
             )
+        if cfg.input_notch:
+            feat = remove_periodic_pattern(feat, DEFAULT_PERIOD)
         x = feat
         if cfg.sketch_ch:
             if sketch is None or sketch.shape[1] != cfg.sketch_ch:
@@ -108,19 +116,23 @@ class GlobalFusion(BaseNetwork):
                 )
             x = torch.cat([x, sketch.to(feat.dtype)], dim=1)
         if not cfg.ref_ch:
-            return self.head(torch.cat([self.body(x), x], dim=1))
+            return self.head(torch.cat([self.body(x), self._skip(x)], dim=1))
         if reference is None or valid is None:
             raise ValueError("this GlobalFusion also needs a warped reference and its validity")
         if reference.shape[-2:] != feat.shape[-2:] or valid.shape[-2:] != feat.shape[-2:]:
             raise ValueError("reference, validity and feature map must have the same size")
         reference, valid = reference.to(feat.dtype), valid.to(feat.dtype)
         x = torch.cat([x, reference * valid, valid], dim=1)
-        raw = self.head(torch.cat([self.body(x), x], dim=1))
+        raw = self.head(torch.cat([self.body(x), self._skip(x)], dim=1))
         synth, blend, flow = torch.tanh(raw[:, :3]), raw[:, 3:4], raw[:, 4:6]
         flow = torch.tanh(flow) * (cfg.flow_px * 2.0 / feat.shape[-1])  # in grid units
         moved = warp_by_flow(torch.cat([reference, valid], dim=1), flow)
         alpha = torch.sigmoid(blend) * moved[:, 3:4].clamp(0, 1)
         return alpha * moved[:, :3] + (1 - alpha) * synth
+
+    def _skip(self, x: torch.Tensor) -> torch.Tensor:
+        """What the head's full-resolution skip repeats of the input (see ``head_maps``)."""
+        return x if self.cfg.head_maps else x[:, self.cfg.in_ch :]
 
     def manifest_config(self) -> dict:
         """The config stored in (and compared against) a weights manifest."""
@@ -178,6 +190,19 @@ def init_from_transposed(fusion: GlobalFusion, old: dict[str, torch.Tensor]) -> 
     return fusion
 
 
+def drop_head_maps(fusion: GlobalFusion, old: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A fusion's state dict whose head also read the pasted maps on its skip, made to fit
+    ``fusion`` (``head_maps`` False): those input columns of the head's conv go, the rest
+    (decoder output, sketch, reference) keep their weights."""
+    key = "head.1.weight"
+    want = fusion.state_dict()[key].shape[1]
+    w = old.get(key)
+    if w is None or w.shape[1] != want + fusion.cfg.in_ch:
+        return old
+    base = fusion.cfg.base
+    return {**old, key: torch.cat([w[:, :base], w[:, base + fusion.cfg.in_ch :]], dim=1)}
+
+
 def warp_by_flow(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """``x`` (N, C, H, W) sampled at the identity grid + ``flow`` (N, 2, H, W; x then y,
     in grid units of [-1, 1], align_corners=False); zeros outside."""
@@ -214,6 +239,10 @@ class Upsampler2x(BaseNetwork):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         base = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         return base + self.net(x)
+
+    def _skip(self, x: torch.Tensor) -> torch.Tensor:
+        """What the head's full-resolution skip repeats of the input (see ``head_maps``)."""
+        return x if self.cfg.head_maps else x[:, self.cfg.in_ch :]
 
     def manifest_config(self) -> dict:
         """The config stored in (and compared against) a weights manifest."""

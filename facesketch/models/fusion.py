@@ -240,10 +240,6 @@ class Upsampler2x(BaseNetwork):
         base = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         return base + self.net(x)
 
-    def _skip(self, x: torch.Tensor) -> torch.Tensor:
-        """What the head's full-resolution skip repeats of the input (see ``head_maps``)."""
-        return x if self.cfg.head_maps else x[:, self.cfg.in_ch :]
-
     def manifest_config(self) -> dict:
         """The config stored in (and compared against) a weights manifest."""
         return self.cfg.to_dict()

@@ -103,6 +103,45 @@ def test_input_notch_keeps_the_grid_of_the_pasted_maps_out_of_the_face():
     assert "input_notch" not in base.to_dict()  # manifests written before it still match
 
 
+def test_blurred_head_maps_keep_the_notch_residue_off_the_face_but_not_the_maps():
+    """``head_maps_blur``: the maps on the head's skip pass a [1, 2, 1] blur, so the
+    2-px residue the notch leaves (a dotted nose at 200 %, session 18) does not reach
+    the face, while a map's smooth content and the sketch's 1-px line still do."""
+    from facesketch.models.filters import mesh_level
+
+    base = dataclasses.replace(TINY.fusion, decoder="resize", sketch_ch=1)
+    side = 64
+    yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    smooth = 0.4 * torch.sin(xx / 9.0) * torch.cos(yy / 13.0)
+    dots = 0.2 * ((xx + yy) % 2 * 2 - 1).float()  # period 2, as the notch's residue
+    feat = torch.zeros(1, base.in_ch, side, side)
+    feat[0, 0] = smooth + dots
+    line = torch.zeros(1, 1, side, side)
+    line[0, 0, :, 32] = 1.0
+    faces, lines = {}, {}
+    for blur in (False, True):
+        net = GlobalFusion(dataclasses.replace(base, head_maps_blur=blur)).eval()
+        head = net.head[1]
+        with torch.no_grad():  # the face is the skip's map 0 (+ the sketch), nothing else
+            head.weight.zero_()
+            head.bias.zero_()
+            body_ch = head.weight.shape[1] - base.in_ch - 1
+            head.weight[:, body_ch, 1, 1] = 1.0
+            head.weight[:, body_ch + base.in_ch, 1, 1] = 0.5
+            faces[blur] = net(feat, torch.zeros_like(line))
+            lines[blur] = net(feat, line) - faces[blur]
+    assert mesh_level(faces[False], 2, 4.0) > 10 * mesh_level(faces[True], 2, 4.0)
+    inner = (slice(16, 48), slice(16, 48))
+    assert (faces[True][0, 0][inner] - torch.tanh(smooth)[inner]).abs().max() < 0.03
+    column = lines[True][0, 0, 20:44]
+    assert column[:, 32].min() > 0.3 and column[:, 30].abs().max() < 1e-6
+    cfg = dataclasses.replace(base, head_maps_blur=True)
+    assert FusionConfig.from_dict(cfg.to_dict()) == cfg
+    assert "head_maps_blur" not in base.to_dict()  # manifests written before it still match
+    with pytest.raises(ValueError, match="head_maps_blur"):
+        dataclasses.replace(cfg, head_maps=False)
+
+
 def test_a_head_without_the_maps_starts_from_one_with_them_and_passes_no_grid():
     """``head_maps`` False: the head's skip repeats only the sketch, so what grid the
     notch leaves in the pasted maps cannot reach the face but through the encoder's

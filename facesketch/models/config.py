@@ -146,12 +146,20 @@ class FusionConfig(_Config):
     # the head's skip weights amplified into a dotted nose; through the encoder's
     # down-sampling it reaches the face only as content.
     head_maps: bool = True
+    # the maps on the head's skip are blurred ([1, 2, 1], ``filters.binomial_blur``):
+    # the notch's residue there drew a dotted nose (period 2: 0.53 -> 0.15 at no
+    # training, photos 0.25, the face changing by 0.005 mean), while the skip still
+    # carries the maps' shape at full resolution (``head_maps`` False lost identity:
+    # descriptor 0.566 -> 0.67, session 18).  False in manifests written before it.
+    head_maps_blur: bool = False
 
     def __post_init__(self) -> None:
         if self.decoder not in ("transpose", "resize"):
             raise ValueError(
                 f"FusionConfig.decoder must be transpose or resize, not {self.decoder!r}"
             )
+        if self.head_maps_blur and not self.head_maps:
+            raise ValueError("FusionConfig.head_maps_blur needs head_maps (maps on the skip)")
         if self.ref_ch not in (0, 4):
             raise ValueError(
                 f"FusionConfig.ref_ch must be 0 or 4 (RGB + validity), not {self.ref_ch}"
@@ -168,6 +176,8 @@ class FusionConfig(_Config):
             d.pop("input_notch")
         if self.head_maps:
             d.pop("head_maps")
+        if not self.head_maps_blur:
+            d.pop("head_maps_blur")
         return d
 
 

@@ -33,7 +33,7 @@ from facesketch.models.blocks import (
 )
 from facesketch.models.config import FusionConfig, UpConfig
 from facesketch.models.discriminators import MultiScaleDiscriminator
-from facesketch.models.filters import DEFAULT_PERIOD, remove_periodic_pattern
+from facesketch.models.filters import DEFAULT_PERIOD, binomial_blur, remove_periodic_pattern
 
 __all__ = [
     "GlobalFusion",
@@ -131,8 +131,14 @@ class GlobalFusion(BaseNetwork):
         return alpha * moved[:, :3] + (1 - alpha) * synth
 
     def _skip(self, x: torch.Tensor) -> torch.Tensor:
-        """What the head's full-resolution skip repeats of the input (see ``head_maps``)."""
-        return x if self.cfg.head_maps else x[:, self.cfg.in_ch :]
+        """What the head's full-resolution skip repeats of the input (see ``head_maps``
+        and ``head_maps_blur``)."""
+        n = self.cfg.in_ch
+        if not self.cfg.head_maps:
+            return x[:, n:]
+        if self.cfg.head_maps_blur:
+            return torch.cat([binomial_blur(x[:, :n]), x[:, n:]], dim=1)
+        return x
 
     def manifest_config(self) -> dict:
         """The config stored in (and compared against) a weights manifest."""

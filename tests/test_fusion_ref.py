@@ -63,6 +63,21 @@ def test_resize_decoder_makes_no_mesh():
     assert out.std(dim=(-1, -2)).max() < 1e-4
 
 
+def _skip_faces(cfg: FusionConfig, feat: torch.Tensor, line: torch.Tensor):
+    """A fusion whose face is only the head skip's map 0 (+ half the sketch): the face
+    with a blank sketch, and what the 1-px sketch ``line`` adds to it."""
+    net = GlobalFusion(cfg).eval()
+    head = net.head[1]  # the conv (then tanh)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        body_ch = head.weight.shape[1] - cfg.in_ch - 1
+        head.weight[:, body_ch, 1, 1] = 1.0
+        head.weight[:, body_ch + cfg.in_ch, 1, 1] = 0.5
+        face = net(feat, torch.zeros_like(line))
+        return face, net(feat, line) - face
+
+
 def test_input_notch_keeps_the_grid_of_the_pasted_maps_out_of_the_face():
     """The component generators' transposed convs leave a period-4 grid in the pasted maps;
     a resize decoder makes none, but the head's full-resolution skip copied it straight
@@ -82,16 +97,8 @@ def test_input_notch_keeps_the_grid_of_the_pasted_maps_out_of_the_face():
     line[0, 0, :, 32] = 1.0  # a 1-px sketch line the skip must keep sharp
     faces, lines = {}, {}
     for notch in (False, True):
-        net = GlobalFusion(dataclasses.replace(base, input_notch=notch)).eval()
-        head = net.head[1]  # the conv (then tanh)
-        with torch.no_grad():  # the face is the skip's map 0 (+ the sketch), nothing else
-            head.weight.zero_()
-            head.bias.zero_()
-            body_ch = head.weight.shape[1] - base.in_ch - 1
-            head.weight[:, body_ch, 1, 1] = 1.0
-            head.weight[:, body_ch + base.in_ch, 1, 1] = 0.5
-            faces[notch] = net(feat, torch.zeros_like(line))
-            lines[notch] = net(feat, line) - faces[notch]
+        cfg = dataclasses.replace(base, input_notch=notch)
+        faces[notch], lines[notch] = _skip_faces(cfg, feat, line)
     assert mesh_level(faces[False], sigma=4.0) > 10 * mesh_level(faces[True], sigma=4.0)
     assert mesh_level(faces[True], sigma=4.0) < 1.0  # grey levels: invisible
     inner = (slice(16, 48), slice(16, 48))
@@ -120,16 +127,8 @@ def test_blurred_head_maps_keep_the_notch_residue_off_the_face_but_not_the_maps(
     line[0, 0, :, 32] = 1.0
     faces, lines = {}, {}
     for blur in (False, True):
-        net = GlobalFusion(dataclasses.replace(base, head_maps_blur=blur)).eval()
-        head = net.head[1]
-        with torch.no_grad():  # the face is the skip's map 0 (+ the sketch), nothing else
-            head.weight.zero_()
-            head.bias.zero_()
-            body_ch = head.weight.shape[1] - base.in_ch - 1
-            head.weight[:, body_ch, 1, 1] = 1.0
-            head.weight[:, body_ch + base.in_ch, 1, 1] = 0.5
-            faces[blur] = net(feat, torch.zeros_like(line))
-            lines[blur] = net(feat, line) - faces[blur]
+        cfg = dataclasses.replace(base, head_maps_blur=blur)
+        faces[blur], lines[blur] = _skip_faces(cfg, feat, line)
     assert mesh_level(faces[False], 2, 4.0) > 10 * mesh_level(faces[True], 2, 4.0)
     inner = (slice(16, 48), slice(16, 48))
     assert (faces[True][0, 0][inner] - torch.tanh(smooth)[inner]).abs().max() < 0.03

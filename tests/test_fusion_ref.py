@@ -78,6 +78,15 @@ def _skip_faces(cfg: FusionConfig, feat: torch.Tensor, line: torch.Tensor):
         return face, net(feat, line) - face
 
 
+def _assert_keeps_shape_and_line(face: torch.Tensor, line: torch.Tensor, smooth: torch.Tensor):
+    """The map's smooth content reached the face, and the 1-px sketch line at column 32
+    stayed 1 px wide (nothing beside it)."""
+    inner = (slice(16, 48), slice(16, 48))
+    assert (face[0, 0][inner] - torch.tanh(smooth)[inner]).abs().max() < 0.03
+    column = line[0, 0, 20:44]
+    assert column[:, 32].min() > 0.3 and column[:, 30].abs().max() < 1e-6
+
+
 def test_input_notch_keeps_the_grid_of_the_pasted_maps_out_of_the_face():
     """The component generators' transposed convs leave a period-4 grid in the pasted maps;
     a resize decoder makes none, but the head's full-resolution skip copied it straight
@@ -101,10 +110,7 @@ def test_input_notch_keeps_the_grid_of_the_pasted_maps_out_of_the_face():
         faces[notch], lines[notch] = _skip_faces(cfg, feat, line)
     assert mesh_level(faces[False], sigma=4.0) > 10 * mesh_level(faces[True], sigma=4.0)
     assert mesh_level(faces[True], sigma=4.0) < 1.0  # grey levels: invisible
-    inner = (slice(16, 48), slice(16, 48))
-    assert (faces[True][0, 0][inner] - torch.tanh(smooth)[inner]).abs().max() < 0.03
-    column = lines[True][0, 0, 20:44]
-    assert column[:, 32].min() > 0.3 and column[:, 30].abs().max() < 1e-6
+    _assert_keeps_shape_and_line(faces[True], lines[True], smooth)
     cfg = dataclasses.replace(base, input_notch=True)
     assert FusionConfig.from_dict(cfg.to_dict()) == cfg
     assert "input_notch" not in base.to_dict()  # manifests written before it still match
@@ -130,10 +136,7 @@ def test_blurred_head_maps_keep_the_notch_residue_off_the_face_but_not_the_maps(
         cfg = dataclasses.replace(base, head_maps_blur=blur)
         faces[blur], lines[blur] = _skip_faces(cfg, feat, line)
     assert mesh_level(faces[False], 2, 4.0) > 10 * mesh_level(faces[True], 2, 4.0)
-    inner = (slice(16, 48), slice(16, 48))
-    assert (faces[True][0, 0][inner] - torch.tanh(smooth)[inner]).abs().max() < 0.03
-    column = lines[True][0, 0, 20:44]
-    assert column[:, 32].min() > 0.3 and column[:, 30].abs().max() < 1e-6
+    _assert_keeps_shape_and_line(faces[True], lines[True], smooth)
     cfg = dataclasses.replace(base, head_maps_blur=True)
     assert FusionConfig.from_dict(cfg.to_dict()) == cfg
     assert "head_maps_blur" not in base.to_dict()  # manifests written before it still match

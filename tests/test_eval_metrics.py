@@ -156,3 +156,18 @@ def test_hair_detail_measures_fine_detail_inside_the_hair_weight_only():
     assert hair_detail(strands, weight) > 5.0
     assert hair_detail(strands, weight[:, ::-1].copy()) == pytest.approx(0.0, abs=0.5)
     assert hair_detail(strands, np.zeros_like(weight)) is None  # no hair: not scored
+
+
+def test_top_tint_sees_a_blue_strip_along_the_top_edge_that_the_detail_measures_miss():
+    from train.eval import chroma_noise, top_detail
+    from train.face_metrics import top_tint
+
+    hair = np.full((256, 256, 3), (70, 55, 40), np.uint8)  # smooth brown hair: yellowish
+    fade = (0.5 + 0.5 * np.cos(np.clip(np.arange(256) / 16.0, 0, 1) * np.pi))[:, None, None]
+    blue = np.array((50, 60, 95), np.float32)  # a blue strip fading out over 16 rows
+    tinted = np.round(hair * (1 - fade) + blue * fade).astype(np.uint8)
+    assert top_tint(hair) > 3.0 and top_tint(tinted) < -10.0
+    # smooth: both score it below real photos (band 1.12, top detail 3.63 on val)
+    assert chroma_noise(tinted) < 1.0 and top_detail(tinted) < 1.0
+    assert top_tint(np.repeat(np.repeat(tinted, 2, 0), 2, 1)) < -10.0  # rows scale with size
+    assert np.isnan(top_tint(tinted, np.zeros((256, 256), np.uint8)))

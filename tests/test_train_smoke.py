@@ -517,6 +517,12 @@ def test_in_the_band_rows_only_the_teachers_colour_is_followed_not_its_speckle()
     fine = shown + torch.randn_like(shown) * 0.3
     assert loss(task(), fine) > 0.2 and loss(task(teach_sigma=1.5), fine) < 0.08
     assert loss(task(teach_sigma=1.5), shown + 0.3) == pytest.approx(0.3, rel=1e-3)
+    # teach_band_full: where the photo did not reach the top rows, the band term still
+    # holds their colour to the teacher's (without it nothing there is followed)
+    mask[..., :24, :] = 0
+    assert loss(band, tint) == 0.0
+    full = task(teach_skip_rows=32, teach_band_sigma=3, teach_band_full=True)
+    assert loss(full, tint) > 0.25 and loss(full, speckle) < 0.05
 
 
 def test_the_swapped_look_of_a_sketch_blends_two_other_faces_of_the_batch() -> None:

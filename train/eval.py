@@ -42,6 +42,7 @@ from facesketch.models.config import FusionConfig, LocalConfig, SCNConfig
 from facesketch.models.face_model import FaceModel
 from facesketch.models.filters import mesh_level
 from facesketch.models.losses import mean_color
+from train.face_metrics import TINT_ROWS, top_tint
 
 TOLERANCE = 2  # pixels, for edge F1
 
@@ -277,6 +278,8 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
             "band_noise_photo",
             "top_detail",
             "top_detail_photo",
+            "top_tint",
+            "top_tint_photo",
             "seam_ratio",
             "seam_ratio_photo",
             "mesh",
@@ -293,6 +296,9 @@ def evaluate(renderer: Renderer, dataset, limit: int, out_dir: Path) -> dict:
         res["top_detail"].append(top_detail(tensor_to_image(faces[i])))
         if m_top[: max(1, round(TOP_ROWS * m_top.shape[0] / 256))].mean() > 0.95:
             res["top_detail_photo"].append(top_detail(tensor_to_image(photos[i])))
+        res["top_tint"].append(top_tint(tensor_to_image(faces[i])))
+        if m_top[: max(1, round(TINT_ROWS * m_top.shape[0] / 256))].mean() > 0.95:
+            res["top_tint_photo"].append(top_tint(tensor_to_image(photos[i])))
         res["seam_ratio"].append(seam_ratio(tensor_to_image(faces[i]), lay))
         res["mesh"].append(mesh_level(raw[i : i + 1]))
         res["mesh_shown"].append(mesh_level(faces[i : i + 1]))

@@ -109,6 +109,21 @@ def _mesh(image: np.ndarray) -> float:
     return mesh_level(x / 127.5 - 1.0)
 
 
+#: Rows (at 256) of the top edge whose colour :func:`top_tint` measures.
+TINT_ROWS = 6
+
+
+def top_tint(image: np.ndarray, mask: np.ndarray | None = None, rows: int = TINT_ROWS) -> float:
+    """Mean Lab b* (blue < 0 < yellow) of the top ``rows`` (at 256) of a uint8 RGB image,
+    over ``mask`` pixels (None = all); NaN when none count.  Why: a fusion with nothing
+    holding its top rows can tint them (session 19's resize fusion: a blue strip over the
+    hair), which the band and detail measures, both of fine detail, do not see."""
+    rows = max(1, round(rows * image.shape[0] / 256))
+    b = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[:rows, :, 2].astype(np.float32) - 128.0
+    m = np.ones(b.shape, bool) if mask is None else mask[:rows] > 0
+    return float(b[m].mean()) if m.any() else float("nan")
+
+
 def hair_detail(image: np.ndarray, weight: np.ndarray) -> float | None:
     """Mean fine detail (|grey - its 1.5-px Gaussian|, grey levels) over ``weight`` (a
     hair weight, :func:`facesketch.engine.hair.hair_weight`), or None without hair."""
@@ -132,12 +147,14 @@ def face_measures(
     meter = meter or FaceMeter()
     got = [meter(p) for p in photos]
     desc, lm, f1, f1_photo, missed = [], [], [], [], 0
-    mesh, mesh_photo, hair, hair_photo = [], [], [], []
+    mesh, mesh_photo, hair, hair_photo, tint, tint_photo = [], [], [], [], [], []
     for render, photo_info, sketch, photo in zip(renders, got, sketches, photos, strict=True):
         f1.append(canny_edge_f1(render, sketch))
         f1_photo.append(canny_edge_f1(photo, sketch))
         mesh.append(_mesh(render))
         mesh_photo.append(_mesh(photo))
+        tint.append(top_tint(render))
+        tint_photo.append(top_tint(photo))
         if photo_info is None:
             continue
         # the same region of both: where the photo shows hair
@@ -170,6 +187,8 @@ def face_measures(
         "edge_f1_real_photo": mean(f1_photo),
         "mesh": mean(mesh),
         "mesh_real_photo": mean(mesh_photo),
+        "top_tint": mean(tint),
+        "top_tint_real_photo": mean(tint_photo),
         "hair_detail": mean(hair),
         "hair_detail_real_photo": mean(hair_photo),
         "hair_pairs": len(hair),

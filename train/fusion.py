@@ -224,7 +224,10 @@ class FusionTask(loop.Task):
         by fine texture the student cannot match carries little of them); in the rows
         it skips, with ``task.teach_band_sigma`` > 0, L1 of the two below a Gaussian of
         that many px: the band is fine speckle, and a student trained without photo
-        losses would otherwise have nothing holding those rows' colour."""
+        losses would otherwise have nothing holding those rows' colour.  With
+        ``task.teach_band_full`` that band term covers the whole band, not only where the
+        photo reached: the teacher's face exists everywhere, and UTKFace crops leave the
+        top rows valid in only 5-14 % of faces (session 19's student drifted blue there)."""
         keep = self.teach_mask(mask)
         low = float(self.tcfg.get("teach_sigma", 0.0))
         if low > 0:
@@ -233,7 +236,11 @@ class FusionTask(loop.Task):
             loss = losses.masked_l1(out, shown, keep)
         sigma = float(self.tcfg.get("teach_band_sigma", 0.0))
         if sigma > 0 and keep is not mask:
-            loss = loss + losses.low_pass_l1(out, shown, mask - keep, sigma)
+            band = mask - keep
+            if self.tcfg.get("teach_band_full", False):
+                whole = torch.ones_like(mask)
+                band = whole - self.teach_mask(whole)
+            loss = loss + losses.low_pass_l1(out, shown, band, sigma)
         return loss
 
     def datasets(self) -> tuple[Dataset, Dataset]:

@@ -251,6 +251,7 @@ def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dic
         "source": "UTKFace aligned & cropped faces (../shared/data/faces/utkface)",
         "seed": seed,
         "screened_out": screened,
+        "threads": torch.get_num_threads(),
         "build_seconds": round(time.perf_counter() - t0, 1),
         "stages_seconds": {
             "align": round(t_align, 1),
@@ -324,6 +325,7 @@ def write_card(out: Path, manifest: dict[str, Any], extra: str = "") -> Path:
     counts = group_counts(manifest)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file() and f.suffix != ".md")
     cover = np.mean([f["coverage"] for f in manifest["faces"]])
+    threads = int(manifest.get("threads", 1))
     eth = sorted({f["ethnicity"] for f in manifest["faces"]})
     table = ["| gender | " + " | ".join(eth) + " |", "|---|" + "---|" * len(eth)]
     for g in ("female", "male"):
@@ -371,9 +373,9 @@ what the real-texture stage copies onto a render): {screened_text(manifest)}.
 
 ## How it was built
 
-    python -m train.gallery --out resources/gallery --n {len(manifest["faces"])} --threads 1
+    python -m train.gallery --out resources/gallery --n {len(manifest["faces"])} --threads {threads}
 
-1 CPU thread on a shared 2-core machine: align
+{threads} CPU thread{"s" if threads > 1 else ""} on a 2-core machine: align
 {st["align"]:.0f} s, sketch (HED + Canny, as the app's photo-to-sketch) {st["sketch"]:.0f} s,
 latents {st["latents"]:.0f} s; {manifest["build_seconds"]:.0f} s in all.  Aligned with the
 package's own aligner (facesketch.face.align) at 256; UTKFace crops are tight, so a face covers

@@ -10,7 +10,8 @@ UTKFace crops are tight, the border is filled, never mirrored), makes its sketch
 as the app does (HED + Canny, :func:`facesketch.engine.sketchify`), and stores each
 component's pooled E_sketch latent of that sketch, its E_app codes (what a dropped
 photo gives), its 68 dlib landmarks and its dlib face descriptor (who the face
-looks like: the real-texture stage picks the gallery face nearest the render's).
+looks like: the real-texture stage picks the gallery face nearest the render's, once
+mapped by the render-to-photo map of ``train.render_map``; a rebuild keeps that map).
 Photos dlib cannot align are skipped and the next of the same group is taken.  dlib
 loads only when this runs.
 """
@@ -142,6 +143,23 @@ def keep_numbers(faces: list[tuple[Path, Any]], previous: list[str]) -> list[tup
     return [f for f in slots if f is not None] + new
 
 
+def carry_render_map(folder: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
+    """Copy the render-to-photo identity map (``train.render_map``) of the gallery in
+    ``folder`` into a rebuild's ``arrays`` and ``manifest``: it maps renders to the
+    photos' descriptor space, whatever faces the gallery holds."""
+    from facesketch.engine.gallery import ARRAYS_FILE, MANIFEST_FILE
+
+    if not (folder / ARRAYS_FILE).is_file() or not (folder / MANIFEST_FILE).is_file():
+        return
+    old = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    with np.load(folder / ARRAYS_FILE, allow_pickle=False) as z:
+        if "render_map_weight" not in z.files or "render_map" not in old:
+            return
+        arrays["render_map_weight"] = z["render_map_weight"]
+        arrays["render_map_bias"] = z["render_map_bias"]
+    manifest["render_map"] = old["render_map"]
+
+
 def descriptors(images: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
     """(M, 128) float32 dlib descriptors of aligned faces (the landmarks' box where the
     detector misses one)."""
@@ -261,6 +279,7 @@ def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dic
         },
         "faces": records,
     }
+    carry_render_map(out, arrays, manifest)
     return write_gallery(out, arrays, manifest)
 
 
@@ -340,7 +359,8 @@ offers as "suggested faces" in the appearance panel.  Per face: the 256 px align
 geometry latent of its sketch for each component (E_sketch of the shipped local networks,
 average-pooled to {manifest["pool_grid"]}x{manifest["pool_grid"]}, fp16) and its appearance codes
 (E_app, fp32), and its 128-d dlib face descriptor (face_recognition_models' ResNet: the
-real-texture stage takes the face whose descriptor is nearest the render's).  Files:
+real-texture stage takes the face whose descriptor is nearest the render's, once
+the render's is mapped among the photos': `train.render_map`, below).  Files:
 `gallery.npz` (no pickle; sha256 in `gallery.json`), `gallery.json`
 (per-face source file, gender, age, ethnicity, coverage; the sha256 of the local networks
 the latents belong to: the engine refuses a gallery of other weights and uses the mean look).

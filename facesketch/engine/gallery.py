@@ -12,7 +12,9 @@ eyes get the look of eyes shaped like them.
 
 Files: ``gallery.npz`` (arrays; no pickle) and ``gallery.json`` (its sha256, the
 sha256 of the local networks the latents came from, per-face labels and source,
-licence).  :meth:`Gallery.load` checks both and raises :class:`GalleryError`
+licence).  A gallery may also carry the render-to-photo identity map
+(:meth:`Gallery.as_photo_descriptor`, fitted by ``python -m train.render_map``).
+:meth:`Gallery.load` checks both and raises :class:`GalleryError`
 naming the file and what to do; the engine then falls back to the mean look.
 """
 
@@ -147,6 +149,9 @@ class Gallery:
     #: (M, 128) float32 dlib face descriptors of the photos (None in older galleries):
     #: who each face looks like, for :meth:`nearest_identity`
     descriptors: np.ndarray | None = None
+    #: (128, 128) weight and (128,) bias of the render-to-photo identity map (None in
+    #: galleries without one; see :meth:`as_photo_descriptor`)
+    render_map: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def size(self) -> int:
@@ -213,6 +218,14 @@ class Gallery:
                 descriptors=(
                     data["descriptors"].astype(np.float32) if "descriptors" in data else None
                 ),
+                render_map=(
+                    (
+                        data["render_map_weight"].astype(np.float32),
+                        data["render_map_bias"].astype(np.float32),
+                    )
+                    if "render_map_weight" in data
+                    else None
+                ),
             )
         except KeyError as exc:
             raise GalleryError(f"{arr_path}: lacks array {exc}; {fix}") from None
@@ -235,6 +248,14 @@ class Gallery:
             and (
                 self.descriptors is None
                 or (self.descriptors.shape == (m, 128) and np.isfinite(self.descriptors).all())
+            )
+            and (
+                self.render_map is None
+                or (
+                    self.render_map[0].shape == (128, 128)
+                    and self.render_map[1].shape == (128,)
+                    and all(np.isfinite(a).all() for a in self.render_map)
+                )
             )
         )
         if not ok:
@@ -267,6 +288,21 @@ class Gallery:
             return [(int(near[0]), 1.0)]  # the query is a gallery face
         w = lle_weights(x, bank[near])
         return [(int(i), float(wi)) for i, wi in zip(near, w, strict=True) if wi > 0]
+
+    def as_photo_descriptor(self, descriptor: np.ndarray) -> np.ndarray:
+        """Where a *render's* dlib descriptor (128,) points among the photos' ones.
+
+        A render is not a photo: its descriptor sits apart from the photos' (soft skin,
+        no pores), so the photo nearest it is most often one of a few "hub" faces, not
+        the one who looks most like the drawn person.  The map (fitted by
+        ``train.render_map`` on renders of prepared sketches and their own photos, so
+        that the photos near the mapped render are the ones near its true photo) puts it
+        back; without one the descriptor is returned as it is."""
+        d = np.asarray(descriptor, np.float32).reshape(-1)
+        if self.render_map is None or d.shape != (128,):
+            return d
+        weight, bias = self.render_map
+        return (weight @ d + bias).astype(np.float32)
 
     def nearest_identity(
         self,

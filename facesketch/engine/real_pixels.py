@@ -3,11 +3,16 @@
 The networks draw the face the sketch asks for, but soft (DESIGN.md, "Real pixels").
 This stage, run after the fusion at the output size, gives it real texture:
 
-1. **Who is it?**  dlib's face descriptor of the render (:func:`face_identity`) picks
-   the gallery face that looks most like it (:meth:`Gallery.nearest_identity`).  On the
-   88 CUHK artist sketches (issue 16) that face, warped, is at descriptor distance 0.594
-   from the sketched person's photo, where the face nearest by landmark shape was at
-   0.826: the shape of 68 points does not tell ethnicity, age or sex, the render does.
+1. **Who is it?**  dlib's face descriptor of the render (:func:`render_descriptor`),
+   mapped to where it points among photos' descriptors
+   (:meth:`Gallery.as_photo_descriptor`: a render's descriptor sits apart from photos',
+   and the photo nearest it as it is was one of a few "hub" faces for most drawings),
+   picks the gallery face that looks most like the drawn person
+   (:meth:`Gallery.nearest_identity`, the best-shaped of the :data:`PICK_K` nearest).
+   On the 88 CUHK artist sketches (issue 16) the picked photo is at descriptor distance
+   0.589 from the sketched person's photo without the map and 0.541 with it (the best
+   gallery face: 0.466; the face nearest by landmark shape: 0.826, since the shape of 68
+   points does not tell ethnicity, age or sex).
 2. **Warp.**  That face (or the photo the user dropped on a slot) is warped by a
    landmark TPS from its dlib landmarks onto the sketch's (the landmark network's
    prediction): its eyes, nose and mouth land on the drawn ones.
@@ -373,6 +378,17 @@ def window_weights(layout: FaceLayout, size: int, parts: list[str]) -> dict[str,
     return out
 
 
+def render_descriptor(render: np.ndarray) -> np.ndarray | None:
+    """dlib's 128-d face descriptor of a render at the canonical layout (RGB uint8), or
+    None when dlib finds no face even in the layout's face box."""
+    from facesketch.face.detect import face_identity
+
+    side = render.shape[0]
+    box = (0.22 * side, 0.3 * side, 0.78 * side, 0.86 * side)  # the layout's face
+    ident = face_identity(render, box=box)
+    return None if ident is None else ident.descriptor
+
+
 def sharp_faces(gallery: Any, share: float = BLURRY_SHARE) -> np.ndarray | None:
     """bool (M,): the gallery faces sharp enough to lend texture (the blurriest
     ``share`` left out), or None (all) for a gallery that cannot be measured."""
@@ -440,16 +456,16 @@ class RealPixels:
         return self._gallery_sources[index]
 
     def identify(self, render: np.ndarray, landmarks: np.ndarray | None = None) -> int | None:
-        """The gallery face nearest the render's dlib descriptor, the best-shaped of the
+        """The gallery face nearest the render's dlib descriptor (mapped among the
+        photos', :meth:`Gallery.as_photo_descriptor`), the best-shaped of the
         :data:`PICK_K` nearest when the sketch's ``landmarks`` are given (None: no face)."""
-        from facesketch.face.detect import face_identity
-
-        side = render.shape[0]
-        box = (0.22 * side, 0.3 * side, 0.78 * side, 0.86 * side)  # the layout's face
-        ident = face_identity(render, box=box)
-        if ident is None:
+        desc = render_descriptor(render)
+        if desc is None:
             return None
-        return self.gallery.nearest_identity(ident.descriptor, landmarks, PICK_K, self.sharp)
+        to_photo = getattr(self.gallery, "as_photo_descriptor", None)
+        if to_photo is not None:
+            desc = to_photo(desc)
+        return self.gallery.nearest_identity(desc, landmarks, PICK_K, self.sharp)
 
     def pick(
         self, render: np.ndarray, recomputed: list[str], landmarks: np.ndarray | None = None

@@ -1,0 +1,146 @@
+"""The render-to-photo identity map: the fit, its resumable pairs, the gallery that
+carries it and the real-texture pick that uses it (train/render_map.py)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from facesketch.engine import gallery as gal_mod
+from facesketch.engine import real_pixels as rp
+from facesketch.engine.gallery import Gallery, GalleryError, write_gallery
+from facesketch.layout import COMPONENTS
+from train import render_map as rm
+
+
+def _shifted_renders(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Photo descriptors of a dozen kinds of face, and 'renders' of them: shrunk,
+    turned a little and moved, as a render's descriptor sits apart from photos' (which
+    is what makes a few photos the nearest to most renders)."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(7).normal(0, 0.08, (12, 128))
+    photos = centres[rng.integers(0, 12, n)] + rng.normal(0, 0.03, (n, 128))
+    mix = np.eye(128) + 0.6 * np.random.default_rng(99).normal(size=(128, 128)) / np.sqrt(128)
+    turn = np.linalg.qr(mix)[0]
+    turn *= np.sign(np.diag(turn))[None]
+    offset = np.random.default_rng(5).normal(0, 0.08, 128)
+    renders = 0.3 * photos @ turn.T + offset + rng.normal(0, 0.004, (n, 128))
+    return renders.astype(np.float32), photos.astype(np.float32)
+
+
+def test_the_fitted_map_picks_photos_near_the_true_one_where_the_raw_pick_hits_hubs():
+    r, g = _shifted_renders(1200, 0)
+    vr, vg = _shifted_renders(300, 1)
+    weight, bias = rm.fit_map(r, g, steps=300, tau=0.1)
+    raw = rm.pick_quality(vr, vg, vg, self_out=True)
+    mapped = rm.pick_quality(rm.apply_map(weight, bias, vr), vg, vg, self_out=True)
+    # raw, a few photos are the nearest to many renders, and rarely of the right kind
+    assert raw["most_picked_serves"] > 45
+    assert mapped["distance_to_true_photo"] < 0.85 * raw["distance_to_true_photo"]
+    assert mapped["most_picked_serves"] < raw["most_picked_serves"] / 2
+    # the same seed gives the same map (the card's numbers can be reproduced)
+    again = rm.fit_map(r, g, steps=300, tau=0.1)
+    assert np.array_equal(again[0], weight) and np.array_equal(again[1], bias)
+
+
+def test_the_pairs_resume_and_start_again_when_the_networks_change(tmp_path):
+    calls = []
+
+    def describe(x):
+        calls.append(float(x.mean()))
+        return None if x.mean() == 3 else np.full(128, x.mean(), np.float32)
+
+    def items(n):
+        for i in range(n):
+            img = np.full((4, 4), i, np.float32)
+            yield f"f{i}", "val" if i == 0 else "train", lambda img=img: (img, img)
+
+    nets = {"fusion": "a"}
+    first = rm.collect_pairs(items(4), describe, describe, tmp_path, nets, every=2)
+    assert len(first["ids"]) == 3 and 3.0 not in first["R"][:, 0]  # no face in f3: left out
+    assert list(first["split"]) == ["val", "train", "train"]
+    n = len(calls)
+    again = rm.collect_pairs(items(5), describe, describe, tmp_path, nets)
+    assert len(calls) == n + 2  # only f4 was described; f3 (no face) not tried again
+    assert list(again["ids"]) == ["f0", "f1", "f2", "f4"]
+    assert np.array_equal(again["G"][:3], first["G"])
+    rm.collect_pairs(items(5), describe, describe, tmp_path, {"fusion": "b"})
+    assert len(calls) == n + 2 + 10  # other networks render other faces: all again
+
+
+def _tiny_gallery(folder, m=6):
+    rng = np.random.default_rng(0)
+    import cv2
+
+    blob = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].ravel()
+    arrays = {
+        "jpeg": np.concatenate([blob] * m).astype(np.uint8),
+        "offsets": np.arange(m + 1, dtype=np.int64) * len(blob),
+        "masks": np.zeros((m, 16, 2), np.uint8),
+        "landmarks": rng.uniform(0, 16, (m, 68, 2)).astype(np.float32),
+        "descriptors": rng.normal(0, 0.1, (m, 128)).astype(np.float32),
+    }
+    for c in COMPONENTS:
+        arrays[f"geometry_{c}"] = rng.normal(size=(m, 8)).astype(np.float16)
+        arrays[f"appearance_{c}"] = rng.normal(size=(m, 4)).astype(np.float32)
+    faces = [{"source": f"x/{i}.jpg"} for i in range(m)]
+    write_gallery(folder, arrays, {"faces": faces, "networks": {}})
+    gal_mod.clear_cache()
+    return arrays
+
+
+def test_a_gallery_carries_the_map_keeps_it_on_a_rebuild_and_refuses_a_broken_one(tmp_path):
+    _tiny_gallery(tmp_path)
+    assert Gallery.load(tmp_path).render_map is None
+    d = np.linspace(-0.1, 0.1, 128).astype(np.float32)
+    assert np.array_equal(Gallery.load(tmp_path).as_photo_descriptor(d), d)  # no map: as is
+    weight = np.roll(np.eye(128, dtype=np.float32), 1, axis=0) * 2
+    bias = np.full(128, 0.5, np.float32)
+    rm.install(tmp_path, weight, bias, {"networks": {"fusion": "x"}})
+    gal = Gallery.load(tmp_path)
+    assert gal.manifest["render_map"] == {"networks": {"fusion": "x"}}
+    np.testing.assert_allclose(gal.as_photo_descriptor(d), weight @ d + bias, rtol=1e-6)
+    # a rebuild (train.gallery) writes new arrays: the map comes along
+    from train.gallery import carry_render_map
+
+    arrays = _tiny_gallery(tmp_path / "new")
+    manifest = {"faces": [{"source": "y"}] * 6, "networks": {}}
+    carry_render_map(tmp_path, arrays, manifest)
+    write_gallery(tmp_path / "new", arrays, manifest)
+    gal_mod.clear_cache()
+    assert np.array_equal(Gallery.load(tmp_path / "new").render_map[0], weight)
+    # a map of the wrong shape is a corrupt gallery, named as such
+    arrays["render_map_bias"] = np.zeros(64, np.float32)
+    write_gallery(tmp_path / "bad", arrays, manifest)
+    gal_mod.clear_cache()
+    with pytest.raises(GalleryError, match="disagree"):
+        Gallery.load(tmp_path / "bad")
+
+
+def test_the_texture_pick_looks_up_the_mapped_descriptor(monkeypatch):
+    seen = []
+    gallery = SimpleNamespace(
+        descriptors=np.zeros((3, 128), np.float32),
+        as_photo_descriptor=lambda d: d + 1,
+        nearest_identity=lambda d, lm, k, allowed: seen.append(d) or 2,
+    )
+    stage = rp.RealPixels(gallery)
+    monkeypatch.setattr(rp, "render_descriptor", lambda render: np.zeros(128, np.float32))
+    assert stage.identify(np.zeros((64, 64, 3), np.uint8)) == 2
+    assert np.array_equal(seen[0], np.ones(128, np.float32))
+
+
+def test_the_shipped_gallery_map_was_fitted_on_the_shipped_networks():
+    gal = Gallery.load()
+    assert gal.render_map is not None, "no render map: run `python -m train.render_map`"
+    record = gal.manifest["render_map"]
+    assert record["networks"] == rm.network_shas(), (
+        "the fusion or a local network changed since the gallery's render map was fitted: "
+        "refit it with `python -m train.render_map --data <prepared>` (about 12 min)"
+    )
+    checks = record["checks"]["validation"]
+    assert checks["map"]["distance_to_true_photo"] < checks["raw"]["distance_to_true_photo"]
+    json.dumps(record)

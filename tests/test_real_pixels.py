@@ -383,3 +383,30 @@ def test_the_shading_fades_out_smoothly_where_the_reference_photo_stops():
     assert total > 20  # the face did take the shadow
     steepest = np.abs(np.diff(out[40:112])).max()  # above and across the photo's edge
     assert steepest < 0.06 * total, (steepest, total)  # a ramp, not an edge
+
+
+def _mouth(open_px: float) -> np.ndarray:
+    """dlib-68 points with a 50-px wide mouth whose inner lips are ``open_px`` apart."""
+    pts = np.zeros((68, 2), np.float32)
+    pts[48], pts[54] = (100, 200), (150, 200)
+    for up, low, x in ((61, 67, 115), (62, 66, 125), (63, 65, 135)):
+        pts[up], pts[low] = (x, 200 - open_px / 2), (x, 200 + open_px / 2)
+    return pts
+
+
+def test_a_gallery_face_lends_its_texture_only_to_a_mouth_as_open_as_its_own():
+    assert rp.mouth_openness(_mouth(0)) == 0
+    assert rp.mouth_openness(_mouth(10)) == pytest.approx(0.2)
+    assert rp.mouth_openness(np.stack([_mouth(0), _mouth(5)])) == pytest.approx([0, 0.1])
+    gallery = _StubGallery()
+    gallery.descriptors = np.eye(8, 128, dtype=np.float32)
+    gallery.landmark_array = np.stack([_mouth(10)] * 3 + [_mouth(1)] * 5)  # 3 smile, 5 not
+    gallery.image = lambda i: np.full((64, 64, 3), 20 * (i + 1), np.uint8)
+    stage = RealPixels(gallery)
+    stage.sharp = np.array([False] + [True] * 7)
+    closed = stage.allowed(_mouth(0))
+    assert closed.tolist() == [False] * 3 + [True] * 5  # the closed ones (all sharp)
+    # an open drawn mouth: only 2 sharp faces agree, fewer than the pick looks through,
+    # so the mouth is not asked (the sharp ones may all lend)
+    assert stage.allowed(_mouth(9)).tolist() == stage.sharp.tolist()
+    assert stage.allowed(None) is stage.sharp

@@ -12,7 +12,8 @@ This stage, run after the fusion at the output size, gives it real texture:
    On the 88 CUHK artist sketches (issue 16) the picked photo is at descriptor distance
    0.589 from the sketched person's photo without the map and 0.541 with it (the best
    gallery face: 0.466; the face nearest by landmark shape: 0.826, since the shape of 68
-   points does not tell ethnicity, age or sex).
+   points does not tell ethnicity, age or sex).  Only faces whose mouth is about as open
+   as the drawn one may be picked (:data:`MOUTH_TOLERANCE`; see :meth:`RealPixels.allowed`).
 2. **Warp.**  That face (or the photo the user dropped on a slot) is warped by a
    landmark TPS from its dlib landmarks onto the sketch's (the landmark network's
    prediction): its eyes, nose and mouth land on the drawn ones.
@@ -111,6 +112,14 @@ PICK_K = 5
 #: never picked for texture: a soft photo would smooth the face instead (UTKFace has
 #: some; the blurriest was picked for the demo sketch before this gate).
 BLURRY_SHARE = 0.25
+#: Mouth openness (the inner lips' gap / the mouth's width, :func:`mouth_openness`) by
+#: which a gallery face's mouth may differ from the drawn one's and still lend its
+#: texture.  A landmark warp cannot close an open mouth: its teeth, copied as detail
+#: onto lips drawn closed, drew a grin of teeth (120 of the 300 gallery faces smile
+#: with their mouths open, the 88 CUHK drawings all have theirs closed).  The sketch's
+#: openness comes from the landmark network, which reads it with correlation 0.74 to
+#: the photos' on the gallery's own sketches.
+MOUTH_TOLERANCE = 0.06
 #: Renders a pick may serve before it is renewed even when only parts changed.
 MAX_STALE = 4
 
@@ -389,6 +398,16 @@ def render_descriptor(render: np.ndarray) -> np.ndarray | None:
     return None if ident is None else ident.descriptor
 
 
+def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
+    """How open the mouth(s) of dlib-68 ``landmarks`` ((68, 2) or (N, 68, 2)) are: the
+    mean gap between the inner lips (points 61-63 and 67-65) over the mouth's width
+    (48-54); about 0.02 closed, above 0.1 with the teeth showing."""
+    pts = np.asarray(landmarks, np.float64)
+    gap = np.linalg.norm(pts[..., [61, 62, 63], :] - pts[..., [67, 66, 65], :], axis=-1).mean(-1)
+    width = np.linalg.norm(pts[..., 48, :] - pts[..., 54, :], axis=-1)
+    return gap / np.maximum(width, 1e-6)
+
+
 def sharp_faces(gallery: Any, share: float = BLURRY_SHARE) -> np.ndarray | None:
     """bool (M,): the gallery faces sharp enough to lend texture (the blurriest
     ``share`` left out), or None (all) for a gallery that cannot be measured."""
@@ -465,7 +484,20 @@ class RealPixels:
         to_photo = getattr(self.gallery, "as_photo_descriptor", None)
         if to_photo is not None:
             desc = to_photo(desc)
-        return self.gallery.nearest_identity(desc, landmarks, PICK_K, self.sharp)
+        return self.gallery.nearest_identity(desc, landmarks, PICK_K, self.allowed(landmarks))
+
+    def allowed(self, landmarks: np.ndarray | None) -> np.ndarray | None:
+        """bool (M,): the gallery faces that may lend their texture to a drawing with
+        these landmarks: sharp ones whose mouth is about as open as the drawn one
+        (:data:`MOUTH_TOLERANCE`); the mouth is not asked of them when that leaves
+        fewer than :data:`PICK_K` faces.  None: all."""
+        sharp = self.sharp
+        marks = getattr(self.gallery, "landmark_array", None)
+        if landmarks is None or marks is None or MOUTH_TOLERANCE <= 0:
+            return sharp
+        agree = np.abs(mouth_openness(marks) - mouth_openness(landmarks)) <= MOUTH_TOLERANCE
+        both = agree if sharp is None else agree & sharp
+        return both if both.sum() >= PICK_K else sharp
 
     def pick(
         self, render: np.ndarray, recomputed: list[str], landmarks: np.ndarray | None = None

@@ -17,7 +17,7 @@ import pytest
 from facesketch.engine import real_pixels as rp
 from facesketch.engine.gallery import Gallery
 from facesketch.engine.real_pixels import PixelSource, RealPixels, transfer, warp_source
-from facesketch.layout import FaceLayout
+from facesketch.layout import COMPONENTS, FaceLayout
 
 
 def _smooth(side: int = 128, seed: int = 0) -> np.ndarray:
@@ -89,7 +89,9 @@ class _StubGallery:
 def test_the_pick_is_renewed_on_whole_changes_and_when_stale(monkeypatch):
     stage = RealPixels(_StubGallery())
     calls = []
-    monkeypatch.setattr(stage, "identify", lambda r, lm=None: calls.append(1) or len(calls) % 3)
+    monkeypatch.setattr(
+        stage, "identify", lambda r, lm=None, keep=None: calls.append(1) or len(calls) % 3
+    )
     render = _smooth(64)
     stage.pick(render, ["background", "nose"])  # first render: identify
     for _ in range(rp.MAX_STALE - 1):
@@ -410,3 +412,27 @@ def test_a_gallery_face_lends_its_texture_only_to_a_mouth_as_open_as_its_own():
     # so the mouth is not asked (the sharp ones may all lend)
     assert stage.allowed(_mouth(9)).tolist() == stage.sharp.tolist()
     assert stage.allowed(None) is stage.sharp
+
+
+def test_a_drawing_being_edited_keeps_its_texture_face_while_it_is_still_a_candidate(
+    monkeypatch,
+):
+    stage = RealPixels(_StubGallery())
+    kept = []
+    monkeypatch.setattr(
+        stage, "identify", lambda r, lm=None, keep=None: kept.append(keep) or 1 + len(kept) % 2
+    )
+    render = _smooth(64)
+    stage.pick(render, list(COMPONENTS))  # a new drawing: a fresh pick
+    stage.pick(render, ["background"])  # a stroke in the hair: keep it if still a candidate
+    stage.pick(render, list(COMPONENTS))  # every part changed: another drawing, fresh
+    assert kept == [None, 2, None]
+    # the gallery keeps the preferred face only among its k nearest allowed faces
+    g = Gallery.load()
+    d = g.descriptors[17]
+    near = np.argsort(((g.descriptors - d) ** 2).sum(1))
+    assert g.nearest_identity(d, None, k=5, prefer=int(near[4])) == near[4]
+    assert g.nearest_identity(d, None, k=5, prefer=int(near[5])) == 17
+    allowed = np.ones(g.size, bool)
+    allowed[near[4]] = False
+    assert g.nearest_identity(d, None, k=5, allowed=allowed, prefer=int(near[4])) == 17

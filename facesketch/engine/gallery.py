@@ -310,6 +310,7 @@ class Gallery:
         landmarks: np.ndarray | None = None,
         k: int = 1,
         allowed: np.ndarray | None = None,
+        prefer: int | None = None,
     ) -> int | None:
         """The face whose dlib descriptor is nearest ``descriptor`` (128,): the gallery
         person who looks most like it; None for a gallery without descriptors.
@@ -317,7 +318,9 @@ class Gallery:
         With ``landmarks`` (68, 2, any frame) and ``k`` > 1: of the ``k`` nearest by
         descriptor, the one whose landmark shape (position and scale removed) is
         nearest, so a warp onto those landmarks bends the photo least.  ``allowed``
-        (bool (M,)): the faces that may be picked (default: all)."""
+        (bool (M,)): the faces that may be picked (default: all).  ``prefer``: a face
+        returned as long as it is one of the ``k`` nearest allowed ones (the current
+        pick of a drawing being edited: it does not jump between near-equal faces)."""
         if self.descriptors is None:
             return None
         d = np.asarray(descriptor, np.float32).reshape(-1)
@@ -328,9 +331,11 @@ class Gallery:
             order = order[np.asarray(allowed, bool)[order]]
             if not len(order):
                 return None
+        near = order[: max(1, min(int(k), len(order)))]
+        if prefer is not None and int(prefer) in near:
+            return int(prefer)
         if landmarks is None or k <= 1:
             return int(order[0])
-        near = order[: min(int(k), len(order))]
         target = landmark_shape(np.asarray(landmarks, np.float64))
         dist = [((landmark_shape(self.landmark_array[i]) - target) ** 2).sum() for i in near]
         return int(near[int(np.argmin(dist))])

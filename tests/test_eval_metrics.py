@@ -171,3 +171,11 @@ def test_top_tint_sees_a_blue_strip_along_the_top_edge_that_the_detail_measures_
     assert chroma_noise(tinted) < 1.0 and top_detail(tinted) < 1.0
     assert top_tint(np.repeat(np.repeat(tinted, 2, 0), 2, 1)) < -10.0  # rows scale with size
     assert np.isnan(top_tint(tinted, np.zeros((256, 256), np.uint8)))
+
+
+def test_the_issue_eval_says_which_faces_lent_the_texture():
+    from train.eval_pairs import texture_donors
+
+    got = texture_donors([["gallery:3"], ["gallery:3", "x.jpg"], [], ["gallery:7"]])
+    assert got == {"textured": 3, "texture_donors": 2, "texture_top_donor_serves": 2}
+    assert texture_donors([[], []])["texture_top_donor_serves"] == 0

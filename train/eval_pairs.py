@@ -20,6 +20,7 @@ warped reference alone is scored too (``warp_only``).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,11 @@ def evaluate_pairs(args: Any) -> dict:
         "look": args.look,
     }
     renders: dict[str, list[np.ndarray]] = {}
+    extra: dict[str, dict[str, Any]] = {}
     if not getattr(args, "only_reference", False):
-        renders["default look"] = [pipe.render_sketch(s, size=size).face for s in inputs]
+        outs = [pipe.render_sketch(s, size=size) for s in inputs]
+        renders["default look"] = [o.face for o in outs]
+        extra["default look"] = texture_donors([o.texture for o in outs])
     if pipe.ref_model is not None or args.warp_only:
         bank = ReferenceBank.load(args.data)
         pts, how = sketch_landmarks(inputs, photo_pts)
@@ -166,12 +170,27 @@ def evaluate_pairs(args: Any) -> dict:
         m = face_measures(faces, photos, drawings, meter)
         if val:
             m.update(kid_measures(faces, photos, val))
+        m.update(extra.get(name, {}))
         results[name] = m
         print(name, json.dumps(m))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
     contact_sheet(inputs, photos, renders, args.out / "contact.jpg")
     return results
+
+
+def texture_donors(textures: list[list[str]]) -> dict[str, Any]:
+    """Which faces lent the renders their real texture (``PipelineOutput.texture``): how
+    many renders took one, how many distinct faces, how many renders the most-picked one
+    served.  KID on a few dozen renders follows the donors (the gallery card), so a KID
+    change is read beside these."""
+    first = [t[0] for t in textures if t]
+    counts = Counter(first)
+    return {
+        "textured": len(first),
+        "texture_donors": len(counts),
+        "texture_top_donor_serves": counts.most_common(1)[0][1] if counts else 0,
+    }
 
 
 def _val_photos(root: Path, limit: int, size: int = 512) -> list[np.ndarray]:

@@ -172,3 +172,44 @@ def test_a_face_of_average_shape_does_not_win_every_shape_tie_break(tmp_path):
     assert gal.shape_spread[0] < 0.7 * gal.shape_spread[1]
     assert gal.nearest_identity(np.zeros(128), drawn, k=5) == 1
     assert gal.nearest_identity(np.zeros(128), base + 0.9 * moves[2], k=5) == 2
+
+
+def test_the_command_renders_fits_and_installs_on_a_tiny_prepared_set(tmp_path, monkeypatch):
+    """The real path: the shipped networks render gallery faces' sketches, dlib reads
+    render and photo, the map is fitted and installed into a copy of a gallery."""
+    pytest.importorskip("dlib")
+    import shutil
+
+    import cv2
+
+    from facesketch.engine.sketchify import SketchExtractor
+
+    monkeypatch.delenv("FACESKETCH_TEXTURE", raising=False)
+    shipped = Gallery.load()
+    faces = [shipped.image(i) for i in range(6)]
+    sketches = SketchExtractor(batch_size=6)(faces, [shipped.mask(i) for i in range(6)])
+    data = tmp_path / "prepared"
+    for sub in ("sketch", "img"):
+        (data / "256" / sub).mkdir(parents=True)
+    items = []
+    for i, (face, sketch) in enumerate(zip(faces, sketches, strict=True)):
+        cv2.imwrite(str(data / "256" / "sketch" / f"f{i}.png"), sketch)
+        cv2.imwrite(str(data / "256" / "img" / f"f{i}.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+        items.append({"id": f"f{i}", "split": "val" if i < 2 else "train"})
+    (data / "index.json").write_text(json.dumps({"items": items}))
+    gallery = tmp_path / "gallery"
+    shutil.copytree(shipped.folder, gallery)
+    args = ["--data", str(data), "--gallery", str(gallery), "--cache", str(tmp_path / "c")]
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        assert rm.main([*args, "--steps", "5", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    gal_mod.clear_cache()
+    record = Gallery.load(gallery).manifest["render_map"]
+    assert record["faces"] == {"train": 4, "val": 2} and record["fit"]["steps"] == 5
+    assert record["networks"] == rm.network_shas()
+    assert (tmp_path / "c" / rm.PAIRS_FILE).is_file()
+    gal_mod.clear_cache()

@@ -312,15 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     from facesketch.engine.real_pixels import render_descriptor
 
     pipe = FacePipeline(load_bundle(), "cpu", real_pixels=False)
-    from facesketch.face.detect import face_identity
 
     def describe_render(sketch: np.ndarray) -> np.ndarray | None:
         return render_descriptor(pipe.render_sketch(sketch, size=RENDER_SIZE).face)
-
-    def describe_photo(photo: np.ndarray) -> np.ndarray | None:
-        s = photo.shape[0]
-        ident = face_identity(photo, box=(0.22 * s, 0.3 * s, 0.78 * s, 0.86 * s))
-        return None if ident is None else ident.descriptor
 
     def loader(item_id: str) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
         def load() -> tuple[np.ndarray, np.ndarray]:
@@ -340,12 +334,19 @@ def main(argv: list[str] | None = None) -> int:
     pairs = collect_pairs(
         ((i["id"], i["split"], loader(i["id"])) for i in items),
         describe_render,
-        describe_photo,
+        render_descriptor,  # an aligned photo is at the same layout
         args.cache,
         networks,
     )
     t_pairs = time.perf_counter() - t0
     train_rows = pairs["split"] == "train"
+    if train_rows.sum() < 2 or (~train_rows).sum() < 2:
+        print(
+            f"too few faces with a face found in render and photo ({int(train_rows.sum())} "
+            f"training, {int((~train_rows).sum())} validation): nothing to fit",
+            file=sys.stderr,
+        )
+        return 2
     print(
         f"{len(pairs['ids'])} pairs ({int(train_rows.sum())} training) in {t_pairs:.0f} s",
         flush=True,

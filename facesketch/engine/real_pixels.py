@@ -388,8 +388,8 @@ def window_weights(layout: FaceLayout, size: int, parts: list[str]) -> dict[str,
 
 
 def render_descriptor(render: np.ndarray) -> np.ndarray | None:
-    """dlib's 128-d face descriptor of a render at the canonical layout (RGB uint8), or
-    None when dlib finds no face even in the layout's face box."""
+    """dlib's 128-d face descriptor of a render (or an aligned photo) at the canonical
+    layout (RGB uint8), or None when dlib finds no face even in the layout's face box."""
     from facesketch.face.detect import face_identity
 
     side = render.shape[0]

@@ -322,8 +322,8 @@ class Gallery:
         relative to how near that face's shape is to the gallery's typically
         (:attr:`shape_spread`), else a face of average shape, near every drawing, wins
         most picks (one served 27 of the 88 CUHK renders; with this, 21, and KID 247 ->
-        234).  ``allowed``
-        (bool (M,)): the faces that may be picked (default: all).  ``prefer``: a face
+        234).  ``allowed`` (bool (M,)): the faces that may be picked (default: all).
+        ``prefer``: a face
         returned as long as it is one of the ``k`` nearest allowed ones (the current
         pick of a drawing being edited: it does not jump between near-equal faces)."""
         if self.descriptors is None:

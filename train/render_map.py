@@ -241,7 +241,7 @@ def check_cuhk(
     """The same picks on CUHK artist sketches against the shipped gallery (top-1, no
     shape re-ranking), with the best possible pick for reference."""
     from facesketch.engine.gallery import Gallery
-    from facesketch.face.detect import face_identity
+    from facesketch.engine.real_pixels import render_descriptor
     from facesketch.imaging import tensor_to_image
     from train.eval import load_sketch_pairs
 
@@ -250,10 +250,10 @@ def check_cuhk(
     qs, own = [], []
     for p in load_sketch_pairs(pairs_root, RENDER_SIZE, limit, lines=True):
         q = render(tensor_to_image(p["input"]))
-        photo = face_identity(tensor_to_image(p["image"]))
+        photo = render_descriptor(tensor_to_image(p["image"]))
         if q is not None and photo is not None:
             qs.append(q)
-            own.append(photo.descriptor)
+            own.append(photo)
     q, o = np.array(qs, np.float32), np.array(own, np.float32)
     out = {
         "raw": pick_quality(q, gal.descriptors, o, self_out=False),

@@ -436,6 +436,9 @@ class RealPixels:
         self.gallery = gallery
         self.state = RealPixelsState()
         self.sharp = sharp_faces(gallery)
+        marks = getattr(gallery, "landmark_array", None)
+        #: each gallery face's mouth openness (:func:`mouth_openness`), None when unknown
+        self.mouths = None if marks is None else mouth_openness(marks)
         self._gallery_sources: dict[int, PixelSource] = {}
         self._warps: dict[tuple[str, int], tuple[np.ndarray, PreparedReference | None]] = {}
 
@@ -498,10 +501,9 @@ class RealPixels:
         (:data:`MOUTH_TOLERANCE`); the mouth is not asked of them when that leaves
         fewer than :data:`PICK_K` faces.  None: all."""
         sharp = self.sharp
-        marks = getattr(self.gallery, "landmark_array", None)
-        if landmarks is None or marks is None or MOUTH_TOLERANCE <= 0:
+        if landmarks is None or self.mouths is None or MOUTH_TOLERANCE <= 0:
             return sharp
-        agree = np.abs(mouth_openness(marks) - mouth_openness(landmarks)) <= MOUTH_TOLERANCE
+        agree = np.abs(self.mouths - mouth_openness(landmarks)) <= MOUTH_TOLERANCE
         both = agree if sharp is None else agree & sharp
         return both if both.sum() >= PICK_K else sharp
 

@@ -179,3 +179,34 @@ def test_the_issue_eval_says_which_faces_lent_the_texture():
     got = texture_donors([["gallery:3"], ["gallery:3", "x.jpg"], [], ["gallery:7"]])
     assert got == {"textured": 3, "texture_donors": 2, "texture_top_donor_serves": 2}
     assert texture_donors([[], []])["texture_top_donor_serves"] == 0
+
+
+def test_the_issue_eval_counts_renders_that_lose_the_drawn_persons_gender(monkeypatch):
+    from types import SimpleNamespace
+
+    from train import eval_pairs
+
+    # descriptors whose first value says the gender (1 = woman); the images carry it
+    weight = np.zeros(129)
+    weight[0] = 1.0
+    gallery = SimpleNamespace(size=4, female=np.array([True, False, True, False]))
+    monkeypatch.setattr(eval_pairs, "gender_reader", lambda: (weight, gallery))
+
+    def meter(img):
+        v = float(img[0, 0, 0])
+        return None if v < 0 else (np.zeros((68, 2)), np.r_[v, np.zeros(127)])
+
+    def face(woman: float) -> np.ndarray:
+        return np.full((2, 2, 3), woman, np.float32)
+
+    photos = [face(0), face(0), face(1), face(0)]
+    renders = [face(1), face(0), face(1), face(-1)]  # a man as a woman; one render unread
+    textures = [["gallery:0"], ["gallery:1"], ["x.jpg"], ["gallery:2"]]
+    got = eval_pairs.gender_measures(renders, photos, meter, textures)
+    assert got == {
+        "men_rendered_as_women": "1/2",
+        "women_rendered_as_men": "0/1",
+        "texture_of_other_gender": "2/3",  # men 0 and 3 got women's texture; x.jpg no face
+    }
+    monkeypatch.setattr(eval_pairs, "gender_reader", lambda: None)
+    assert eval_pairs.gender_measures(renders, photos, meter, textures) == {}

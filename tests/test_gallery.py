@@ -248,8 +248,8 @@ def test_shipped_gallery_is_what_its_card_says():
     gal = _shipped()
     folder = gal.folder
     size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-    assert size < 8e6
-    assert 250 <= gal.size <= 400
+    assert size < 25e6
+    assert 800 <= gal.size <= 1200
     groups: dict[tuple[str, str], int] = {}
     for i in range(gal.size):
         lab = gal.labels(i)

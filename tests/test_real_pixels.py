@@ -90,7 +90,9 @@ def test_the_pick_is_renewed_on_whole_changes_and_when_stale(monkeypatch):
     stage = RealPixels(_StubGallery())
     calls = []
     monkeypatch.setattr(
-        stage, "identify", lambda r, lm=None, keep=None: calls.append(1) or len(calls) % 3
+        stage,
+        "identify",
+        lambda r, lm=None, keep=None, female=None: calls.append(1) or len(calls) % 3,
     )
     render = _smooth(64)
     stage.pick(render, ["background", "nose"])  # first render: identify
@@ -420,7 +422,9 @@ def test_a_drawing_being_edited_keeps_its_texture_face_while_it_is_still_a_candi
     stage = RealPixels(_StubGallery())
     kept = []
     monkeypatch.setattr(
-        stage, "identify", lambda r, lm=None, keep=None: kept.append(keep) or 1 + len(kept) % 2
+        stage,
+        "identify",
+        lambda r, lm=None, keep=None, female=None: kept.append(keep) or 1 + len(kept) % 2,
     )
     render = _smooth(64)
     stage.pick(render, list(COMPONENTS))  # a new drawing: a fresh pick

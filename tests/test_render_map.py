@@ -108,11 +108,11 @@ def test_a_gallery_carries_the_map_keeps_it_on_a_rebuild_and_refuses_a_broken_on
     assert gal.manifest["render_map"] == {"networks": {"fusion": "x"}}
     np.testing.assert_allclose(gal.as_photo_descriptor(d), weight @ d + bias, rtol=1e-6)
     # a rebuild (train.gallery) writes new arrays: the map comes along
-    from train.gallery import carry_render_map
+    from train.gallery import carry_fitted
 
     arrays = _tiny_gallery(tmp_path / "new")
     manifest = {"faces": [{"source": "y"}] * 6, "networks": {}}
-    carry_render_map(tmp_path, arrays, manifest)
+    carry_fitted(tmp_path, arrays, manifest)
     write_gallery(tmp_path / "new", arrays, manifest)
     gal_mod.clear_cache()
     assert np.array_equal(Gallery.load(tmp_path / "new").render_map[0], weight)

@@ -141,6 +141,9 @@ def evaluate_pairs(args: Any) -> dict:
         outs = [pipe.render_sketch(s, size=size) for s in inputs]
         renders["default look"] = [o.face for o in outs]
         extra["default look"] = texture_donors([o.texture for o in outs])
+        extra["default look"].update(
+            gender_measures([o.face for o in outs], photos, meter, [o.texture for o in outs])
+        )
     if pipe.ref_model is not None or args.warp_only:
         bank = ReferenceBank.load(args.data)
         pts, how = sketch_landmarks(inputs, photo_pts)
@@ -191,6 +194,62 @@ def texture_donors(textures: list[list[str]]) -> dict[str, Any]:
         "texture_donors": len(counts),
         "texture_top_donor_serves": counts.most_common(1)[0][1] if counts else 0,
     }
+
+
+def gender_reader() -> tuple[np.ndarray, Any] | None:
+    """(weight (129,), gallery): a ridge classifier (1 = woman) on the shipped gallery's
+    photo descriptors and gender labels, or None without them.  On the render-map pairs'
+    photos of the validation split it reads UTKFace's labels right for about 97 %."""
+    from facesketch.engine.gallery import Gallery, GalleryError
+
+    try:
+        gal = Gallery.load()
+    except GalleryError:
+        return None
+    if gal.descriptors is None or gal.female is None:
+        return None
+    a = np.c_[gal.descriptors.astype(np.float64), np.ones(gal.size)]
+    w = np.linalg.solve(a.T @ a + 0.1 * np.eye(a.shape[1]), a.T @ gal.female.astype(float))
+    return w, gal
+
+
+def gender_measures(
+    faces: list[np.ndarray], photos: list[np.ndarray], meter: Any, textures: list[list[str]]
+) -> dict[str, Any]:
+    """Whether renders keep the drawn person's gender, read from dlib descriptors by
+    :func:`gender_reader` (CUHK has no labels: the photo's reading is the truth here):
+    men whose render reads as a woman and the reverse, and renders whose texture came
+    from a gallery face of the other gender.  A soft render of a man read as a woman
+    and took a woman's texture (made-up eyes and lips) for 35 of 58 CUHK men."""
+    from facesketch.engine.gallery import parse_reference
+
+    reader = gender_reader()
+    if reader is None:
+        return {}
+    w, gal = reader
+
+    def woman(img: np.ndarray) -> bool | None:
+        found = meter(img)
+        return None if found is None else bool(np.r_[found[1], 1.0] @ w > 0.5)
+
+    flips = {"men_rendered_as_women": [0, 0], "women_rendered_as_men": [0, 0]}
+    donors = [0, 0]
+    for face, photo, tex in zip(faces, photos, textures, strict=True):
+        truth = woman(photo)
+        if truth is None:
+            continue
+        seen = woman(face)
+        key = "women_rendered_as_men" if truth else "men_rendered_as_women"
+        if seen is not None:
+            flips[key][1] += 1
+            flips[key][0] += int(seen != truth)
+        index = parse_reference(tex[0]) if tex else None
+        if index is not None and 0 <= index < gal.size:
+            donors[1] += 1
+            donors[0] += int(bool(gal.female[index]) != truth)
+    out: dict[str, Any] = {k: f"{v[0]}/{v[1]}" for k, v in flips.items()}
+    out["texture_of_other_gender"] = f"{donors[0]}/{donors[1]}"
+    return out
 
 
 def _val_photos(root: Path, limit: int, size: int = 512) -> list[np.ndarray]:

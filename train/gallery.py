@@ -11,7 +11,8 @@ as the app does (HED + Canny, :func:`facesketch.engine.sketchify`), and stores e
 component's pooled E_sketch latent of that sketch, its E_app codes (what a dropped
 photo gives), its 68 dlib landmarks and its dlib face descriptor (who the face
 looks like: the real-texture stage picks the gallery face nearest the render's, once
-mapped by the render-to-photo map of ``train.render_map``; a rebuild keeps that map).
+mapped by the render-to-photo map of ``train.render_map``; a rebuild keeps that map and
+the drawn-gender reader of ``train.drawn_gender``).
 Photos dlib cannot align are skipped and the next of the same group is taken.  dlib
 loads only when this runs.
 """
@@ -143,21 +144,29 @@ def keep_numbers(faces: list[tuple[Path, Any]], previous: list[str]) -> list[tup
     return [f for f in slots if f is not None] + new
 
 
-def carry_render_map(folder: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
-    """Copy the render-to-photo identity map (``train.render_map``) of the gallery in
-    ``folder`` into a rebuild's ``arrays`` and ``manifest``: it maps renders to the
-    photos' descriptor space, whatever faces the gallery holds."""
+#: Fitted parts a gallery carries across rebuilds: manifest record -> its arrays.  Both
+#: read the networks' outputs, not the gallery's faces, so they hold for any faces.
+CARRIED = {
+    "render_map": ("render_map_weight", "render_map_bias"),  # train.render_map
+    "drawn_gender": ("gender_weight", "gender_bias"),  # train.drawn_gender
+}
+
+
+def carry_fitted(folder: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
+    """Copy the render-to-photo identity map (``train.render_map``) and the drawn-gender
+    reader (``train.drawn_gender``) of the gallery in ``folder``, where it has them, into
+    a rebuild's ``arrays`` and ``manifest``."""
     from facesketch.engine.gallery import ARRAYS_FILE, MANIFEST_FILE
 
     if not (folder / ARRAYS_FILE).is_file() or not (folder / MANIFEST_FILE).is_file():
         return
     old = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
     with np.load(folder / ARRAYS_FILE, allow_pickle=False) as z:
-        if "render_map_weight" not in z.files or "render_map" not in old:
-            return
-        arrays["render_map_weight"] = z["render_map_weight"]
-        arrays["render_map_bias"] = z["render_map_bias"]
-    manifest["render_map"] = old["render_map"]
+        for record, names in CARRIED.items():
+            if record in old and all(n in z.files for n in names):
+                for n in names:
+                    arrays[n] = z[n]
+                manifest[record] = old[record]
 
 
 def descriptors(images: list[np.ndarray], landmarks: np.ndarray) -> np.ndarray:
@@ -279,7 +288,7 @@ def build(out: Path, n: int, src: Path, seed: int = 0, quality: int = 90) -> dic
         },
         "faces": records,
     }
-    carry_render_map(out, arrays, manifest)
+    carry_fitted(out, arrays, manifest)
     return write_gallery(out, arrays, manifest)
 
 

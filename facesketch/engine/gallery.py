@@ -13,7 +13,8 @@ eyes get the look of eyes shaped like them.
 Files: ``gallery.npz`` (arrays; no pickle) and ``gallery.json`` (its sha256, the
 sha256 of the local networks the latents came from, per-face labels and source,
 licence).  A gallery may also carry the render-to-photo identity map
-(:meth:`Gallery.as_photo_descriptor`, fitted by ``python -m train.render_map``).
+(:meth:`Gallery.as_photo_descriptor`, fitted by ``python -m train.render_map``) and the
+drawn-gender reader (:meth:`Gallery.drawn_gender`, ``python -m train.drawn_gender``).
 :meth:`Gallery.load` checks both and raises :class:`GalleryError`
 naming the file and what to do; the engine then falls back to the mean look.
 """
@@ -115,6 +116,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def drawn_features(pooled: dict[str, np.ndarray]) -> np.ndarray:
+    """(5 * D,) float32: every component's pooled geometry latent (:func:`pool_latent`)
+    in layout order, what the drawn-gender reader (``train.drawn_gender``) reads."""
+    return np.concatenate([np.asarray(pooled[c], np.float32).reshape(-1) for c in COMPONENTS])
+
+
 def write_gallery(folder: str | Path, arrays: dict[str, np.ndarray], manifest: dict) -> dict:
     """Write ``arrays`` (see :meth:`Gallery._read` for the names) and the manifest,
     adding its ``format_version`` and the arrays' ``sha256``; returns the manifest."""
@@ -153,6 +160,9 @@ class Gallery:
     #: (128, 128) weight and (128,) bias of the render-to-photo identity map (None in
     #: galleries without one; see :meth:`as_photo_descriptor`)
     render_map: tuple[np.ndarray, np.ndarray] | None = None
+    #: (5 * D,) weight and bias of the drawn-gender reader (None in galleries without
+    #: one; see :meth:`drawn_gender`)
+    gender_reader: tuple[np.ndarray, float] | None = None
 
     @property
     def size(self) -> int:
@@ -227,6 +237,14 @@ class Gallery:
                     if "render_map_weight" in data
                     else None
                 ),
+                gender_reader=(
+                    (
+                        data["gender_weight"].astype(np.float32),
+                        float(np.asarray(data["gender_bias"], np.float64).reshape(-1)[0]),
+                    )
+                    if "gender_weight" in data and np.asarray(data["gender_bias"]).size == 1
+                    else None
+                ),
             )
         except KeyError as exc:
             raise GalleryError(f"{arr_path}: lacks array {exc}; {fix}") from None
@@ -256,6 +274,15 @@ class Gallery:
                     self.render_map[0].shape == (128, 128)
                     and self.render_map[1].shape == (128,)
                     and all(np.isfinite(a).all() for a in self.render_map)
+                )
+            )
+            and (
+                self.gender_reader is None
+                or (
+                    self.gender_reader[0].shape
+                    == (sum(a.shape[1] for a in self.geometry.values()),)
+                    and np.isfinite(self.gender_reader[0]).all()
+                    and np.isfinite(self.gender_reader[1])
                 )
             )
         )
@@ -304,6 +331,33 @@ class Gallery:
             return d
         weight, bias = self.render_map
         return (weight @ d + bias).astype(np.float32)
+
+    def drawn_gender(self, pooled: dict[str, np.ndarray]) -> float | None:
+        """Probability that the drawing whose pooled geometry latents (component ->
+        (D,), :func:`pool_latent`) are ``pooled`` is of a woman; None without a reader
+        or with latents of other networks.
+
+        The render cannot tell: the networks draw many men softly, and a soft face
+        reads as a woman (33 of the 58 men among the 88 CUHK drawings), so its nearest
+        photos are women's.  The drawing's own shapes (outline, hair, brows, jaw) tell
+        better; the reader is a logistic regression on them (``train.drawn_gender``)."""
+        if self.gender_reader is None or any(c not in pooled for c in COMPONENTS):
+            return None
+        x = drawn_features(pooled)
+        weight, bias = self.gender_reader
+        if x.shape != weight.shape:
+            return None
+        z = float(np.dot(x.astype(np.float64), weight.astype(np.float64))) + bias
+        return float(1.0 / (1.0 + np.exp(-np.clip(z, -60.0, 60.0))))
+
+    @cached_property
+    def female(self) -> np.ndarray | None:
+        """bool (M,): which faces are women's (the card's labels); None when any is
+        unlabelled."""
+        genders = [f.get("gender") for f in self.manifest.get("faces", [])]
+        if len(genders) != self.size or not all(g in ("female", "male") for g in genders):
+            return None
+        return np.array([g == "female" for g in genders])
 
     def nearest_identity(
         self,

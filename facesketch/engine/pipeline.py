@@ -39,6 +39,7 @@ from torch import nn
 from facesketch.engine.appearance import AppearanceBank, slot_for
 from facesketch.engine.bundle import NetworkBundle
 from facesketch.engine.devices import DeviceSpec, select_device
+from facesketch.engine.gallery import pool_latent
 from facesketch.engine.hair import HairStage
 from facesketch.imaging import image_to_tensor, sketch_to_tensor, tensor_to_image
 from facesketch.layout import COMPONENTS, DEFAULT_FEATHER, FaceLayout
@@ -98,6 +99,7 @@ class _Branch:
     key: str
     feat: torch.Tensor
     calibrated: np.ndarray  # the crop the geometry encoder saw, uint8
+    pooled: np.ndarray | None = None  # the geometry latent pooled as the gallery's
 
 
 class FacePipeline:
@@ -435,7 +437,7 @@ class FacePipeline:
         code = self.appearance.resolve(name, geom, code)  # gallery default look (G)
         feat = model.generate(name, geom, code)
         self._count(f"branch:{name}")
-        return _Branch(key, feat, calibrated)
+        return _Branch(key, feat, calibrated, pool_latent(geom)[0])
 
     def _check_reference(
         self, reference: tuple[np.ndarray, np.ndarray] | None
@@ -520,8 +522,12 @@ class FacePipeline:
                 ref.digest, ref.image, valid.astype(np.uint8), ref.landmarks
             )
         rp = self.real_pixels
+        pooled = {n: self._branches[n].pooled for n in COMPONENTS}
+        female = None
+        if FACE not in sources and all(v is not None for v in pooled.values()):
+            female = rp.gallery.drawn_gender(pooled)
         try:
-            out = rp.apply(face, pts, lay, sources, recomputed)
+            out = rp.apply(face, pts, lay, sources, recomputed, female)
         except (RuntimeError, OSError) as exc:  # dlib's models unreadable: the plain face
             self.real_pixels_problem = f"real texture skipped: {exc}"
             return face, []

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from gallery_fixtures import tiny_gallery
 
 from facesketch.engine import gallery as gal_mod
 from facesketch.engine import real_pixels as rp
@@ -45,24 +46,7 @@ def test_the_reader_learns_the_gender_directions_and_a_refit_gives_the_same_weig
 
 
 def _tiny_gallery(folder, m=8):
-    import cv2
-
-    rng = np.random.default_rng(0)
-    blob = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].ravel()
-    arrays = {
-        "jpeg": np.concatenate([blob] * m).astype(np.uint8),
-        "offsets": np.arange(m + 1, dtype=np.int64) * len(blob),
-        "masks": np.zeros((m, 16, 2), np.uint8),
-        "landmarks": rng.uniform(0, 16, (m, 68, 2)).astype(np.float32),
-        "descriptors": rng.normal(0, 0.1, (m, 128)).astype(np.float32),
-    }
-    for c in COMPONENTS:
-        arrays[f"geometry_{c}"] = rng.normal(size=(m, D)).astype(np.float16)
-        arrays[f"appearance_{c}"] = rng.normal(size=(m, 4)).astype(np.float32)
-    faces = [{"source": f"x/{i}.jpg", "gender": "female" if i % 2 else "male"} for i in range(m)]
-    write_gallery(folder, arrays, {"faces": faces, "networks": {}})
-    gal_mod.clear_cache()
-    return arrays
+    return tiny_gallery(folder, m, latent=D, genders=True)
 
 
 def test_a_gallery_carries_the_reader_keeps_it_on_a_rebuild_and_refuses_a_broken_one(tmp_path):

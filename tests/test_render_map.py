@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from gallery_fixtures import tiny_gallery
 
 from facesketch.engine import gallery as gal_mod
 from facesketch.engine import real_pixels as rp
 from facesketch.engine.gallery import Gallery, GalleryError, write_gallery
-from facesketch.layout import COMPONENTS
 from train import render_map as rm
 
 
@@ -71,33 +71,8 @@ def test_the_pairs_resume_and_start_again_when_the_networks_change(tmp_path):
     assert len(calls) == n + 2 + 10  # other networks render other faces: all again
 
 
-def _tiny_gallery(folder, m=6, landmarks=None, descriptors=None):
-    rng = np.random.default_rng(0)
-    import cv2
-
-    blob = cv2.imencode(".jpg", np.zeros((16, 16, 3), np.uint8))[1].ravel()
-    arrays = {
-        "jpeg": np.concatenate([blob] * m).astype(np.uint8),
-        "offsets": np.arange(m + 1, dtype=np.int64) * len(blob),
-        "masks": np.zeros((m, 16, 2), np.uint8),
-        "landmarks": rng.uniform(0, 16, (m, 68, 2)).astype(np.float32),
-        "descriptors": rng.normal(0, 0.1, (m, 128)).astype(np.float32),
-    }
-    if landmarks is not None:
-        arrays["landmarks"] = landmarks.astype(np.float32)
-    if descriptors is not None:
-        arrays["descriptors"] = descriptors.astype(np.float32)
-    for c in COMPONENTS:
-        arrays[f"geometry_{c}"] = rng.normal(size=(m, 8)).astype(np.float16)
-        arrays[f"appearance_{c}"] = rng.normal(size=(m, 4)).astype(np.float32)
-    faces = [{"source": f"x/{i}.jpg"} for i in range(m)]
-    write_gallery(folder, arrays, {"faces": faces, "networks": {}})
-    gal_mod.clear_cache()
-    return arrays
-
-
 def test_a_gallery_carries_the_map_keeps_it_on_a_rebuild_and_refuses_a_broken_one(tmp_path):
-    _tiny_gallery(tmp_path)
+    tiny_gallery(tmp_path)
     assert Gallery.load(tmp_path).render_map is None
     d = np.linspace(-0.1, 0.1, 128).astype(np.float32)
     assert np.array_equal(Gallery.load(tmp_path).as_photo_descriptor(d), d)  # no map: as is
@@ -110,7 +85,7 @@ def test_a_gallery_carries_the_map_keeps_it_on_a_rebuild_and_refuses_a_broken_on
     # a rebuild (train.gallery) writes new arrays: the map comes along
     from train.gallery import carry_fitted
 
-    arrays = _tiny_gallery(tmp_path / "new")
+    arrays = tiny_gallery(tmp_path / "new")
     manifest = {"faces": [{"source": "y"}] * 6, "networks": {}}
     carry_fitted(tmp_path, arrays, manifest)
     write_gallery(tmp_path / "new", arrays, manifest)
@@ -161,7 +136,7 @@ def test_a_face_of_average_shape_does_not_win_every_shape_tie_break(tmp_path):
     moves[0] = 0  # face 0: the average shape
     desc = np.zeros((8, 128))
     desc[:, 0] = np.arange(8) * 0.01  # faces 0-4 are the 5 nearest to a zero query
-    _tiny_gallery(tmp_path, 8, landmarks=base + moves, descriptors=desc)
+    tiny_gallery(tmp_path, 8, landmarks=base + moves, descriptors=desc)
     gal = Gallery.load(tmp_path)
     drawn = base + 0.45 * moves[1]  # a drawing a little like face 1
     raw = [

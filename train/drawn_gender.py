@@ -208,17 +208,13 @@ def check_cuhk(
 
 def install(gallery: Path, weight: np.ndarray, bias: float, record: dict[str, Any]) -> dict:
     """Write the reader and its record into the gallery in ``gallery`` (in place)."""
-    from facesketch.engine.gallery import ARRAYS_FILE, Gallery, clear_cache, write_gallery
+    from train.gallery import install_fitted
 
-    clear_cache()
-    gal = Gallery.load(gallery)
-    with np.load(gallery / ARRAYS_FILE, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays["gender_weight"] = np.asarray(weight, np.float32)
-    arrays["gender_bias"] = np.asarray([bias], np.float32)
-    out = write_gallery(gallery, arrays, {**gal.manifest, "drawn_gender": record})
-    clear_cache()
-    return out
+    arrays = {
+        "gender_weight": np.asarray(weight, np.float32),
+        "gender_bias": np.asarray([bias], np.float32),
+    }
+    return install_fitted(gallery, "drawn_gender", arrays, record)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -152,6 +152,22 @@ CARRIED = {
 }
 
 
+def install_fitted(
+    folder: Path, name: str, arrays: dict[str, np.ndarray], record: dict[str, Any]
+) -> dict[str, Any]:
+    """Write a fitted part (``arrays``, and ``record`` under ``name`` in the manifest)
+    into the gallery in ``folder``, in place; returns the new manifest."""
+    from facesketch.engine.gallery import ARRAYS_FILE, Gallery, clear_cache, write_gallery
+
+    clear_cache()
+    gal = Gallery.load(folder)
+    with np.load(folder / ARRAYS_FILE, allow_pickle=False) as z:
+        old = {k: z[k] for k in z.files}
+    out = write_gallery(folder, {**old, **arrays}, {**gal.manifest, name: record})
+    clear_cache()
+    return out
+
+
 def carry_fitted(folder: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
     """Copy the render-to-photo identity map (``train.render_map``) and the drawn-gender
     reader (``train.drawn_gender``) of the gallery in ``folder``, where it has them, into

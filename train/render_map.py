@@ -268,18 +268,13 @@ def install(
     gallery: Path, weight: np.ndarray, bias: np.ndarray, record: dict[str, Any]
 ) -> dict[str, Any]:
     """Write the map and its record into the gallery in ``gallery`` (in place)."""
-    from facesketch.engine.gallery import ARRAYS_FILE, Gallery, clear_cache, write_gallery
+    from train.gallery import install_fitted
 
-    clear_cache()
-    gal = Gallery.load(gallery)
-    with np.load(gallery / ARRAYS_FILE, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    arrays["render_map_weight"] = weight.astype(np.float32)
-    arrays["render_map_bias"] = bias.astype(np.float32)
-    manifest = {**gal.manifest, "render_map": record}
-    out = write_gallery(gallery, arrays, manifest)
-    clear_cache()
-    return out
+    arrays = {
+        "render_map_weight": weight.astype(np.float32),
+        "render_map_bias": bias.astype(np.float32),
+    }
+    return install_fitted(gallery, "render_map", arrays, record)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,22 @@ def test_the_reader_learns_the_gender_directions_and_a_refit_gives_the_same_weig
     assert s["faces"] == 300 and s["accuracy"] > 0.9 and 0 < s["confident"] <= 1
 
 
+def test_rough_copies_redraw_every_sketch_the_same_way_for_the_same_seed():
+    from facesketch.engine.gallery import Gallery as G
+    from facesketch.engine.sketchify import SketchExtractor
+
+    shipped = G.load()
+    sketches = SketchExtractor(batch_size=2)(
+        [shipped.image(i) for i in range(2)], [shipped.mask(i) for i in range(2)]
+    )
+    a = dg.rough_copies(sketches, 0.5, 1.0, np.random.default_rng(3))
+    b = dg.rough_copies(sketches, 0.5, 1.0, np.random.default_rng(3))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert all(
+        x.shape == s.shape and not np.array_equal(x, s) for x, s in zip(a, sketches, strict=True)
+    )
+
+
 def _tiny_gallery(folder, m=8):
     return tiny_gallery(folder, m, latent=D, genders=True)
 
@@ -173,6 +189,7 @@ def test_the_shipped_reader_was_fitted_on_the_shipped_networks():
         "it with `python -m train.drawn_gender --data <prepared>` (about 2 min)"
     )
     assert record["checks"]["validation"]["accuracy"] > 0.8
+    assert record["checks"]["validation_rough_1.0"]["accuracy"] > 0.7  # holds on rough strokes
     assert gal.female is not None and 0.4 < gal.female.mean() < 0.6
 
 
@@ -221,6 +238,7 @@ def test_the_command_fits_and_installs_on_a_tiny_prepared_set(tmp_path):
     gal = Gallery.load(gallery)
     record = gal.manifest["drawn_gender"]
     assert record["faces"] == {"train": 9, "val": 3}  # the HQ face has no label
+    assert record["fit"]["rough"] == [0.25, 1.0] and "validation_rough_1.0" in record["checks"]
     assert record["networks"] == dg.network_shas()
     assert not np.array_equal(gal.gender_reader[0], shipped.gender_reader[0])
     gal_mod.clear_cache()

@@ -413,8 +413,8 @@ Middle Eastern and others).
 ## Screened out
 
 {len(manifest.get("screened_out", {}))} photos that the random pick would have taken are kept out
-(`train/gallery_screened.txt`, by eye, on a contact sheet of every face's high-pass detail:
-what the real-texture stage copies onto a render): {screened_text(manifest)}.
+(`train/gallery_screened.txt`, by eye, on contact sheets of the photos and of every face's
+high-pass detail, what the real-texture stage copies onto a render): {screened_text(manifest)}.
 
 ## How it was built
 

@@ -437,6 +437,9 @@ def test_a_drawing_being_edited_keeps_its_texture_face_while_it_is_still_a_candi
     near = np.argsort(((g.descriptors - d) ** 2).sum(1))
     assert g.nearest_identity(d, None, k=5, prefer=int(near[4])) == near[4]
     assert g.nearest_identity(d, None, k=5, prefer=int(near[5])) == 17
+    # a wider keep: the current face holds while it is one of the keep_k nearest
+    assert g.nearest_identity(d, None, k=5, prefer=int(near[12]), keep_k=15) == near[12]
+    assert g.nearest_identity(d, None, k=5, prefer=int(near[16]), keep_k=15) == 17
     allowed = np.ones(g.size, bool)
     allowed[near[4]] = False
     assert g.nearest_identity(d, None, k=5, allowed=allowed, prefer=int(near[4])) == 17

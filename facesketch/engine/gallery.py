@@ -366,6 +366,7 @@ class Gallery:
         k: int = 1,
         allowed: np.ndarray | None = None,
         prefer: int | None = None,
+        keep_k: int | None = None,
     ) -> int | None:
         """The face whose dlib descriptor is nearest ``descriptor`` (128,): the gallery
         person who looks most like it; None for a gallery without descriptors.
@@ -378,8 +379,9 @@ class Gallery:
         most picks (one served 27 of the 88 CUHK renders; with this, 21, and KID 247 ->
         234).  ``allowed`` (bool (M,)): the faces that may be picked (default: all).
         ``prefer``: a face
-        returned as long as it is one of the ``k`` nearest allowed ones (the current
-        pick of a drawing being edited: it does not jump between near-equal faces)."""
+        returned as long as it is one of the ``keep_k`` (default ``k``) nearest allowed
+        ones (the current pick of a drawing being edited: it does not jump between
+        near-equal faces)."""
         if self.descriptors is None:
             return None
         d = np.asarray(descriptor, np.float32).reshape(-1)
@@ -391,7 +393,7 @@ class Gallery:
             if not len(order):
                 return None
         near = order[: max(1, min(int(k), len(order)))]
-        if prefer is not None and int(prefer) in near:
+        if prefer is not None and int(prefer) in order[: max(1, int(keep_k or k))]:
             return int(prefer)
         if landmarks is None or k <= 1:
             return int(order[0])

@@ -112,6 +112,11 @@ KEEP_WARP_PX = 1.0
 #: sketch (CUHK pairs, 512: top-1 descriptor 0.611 / landmarks 0.0435 / edge F1 0.186;
 #: the best-shaped of the top 5: 0.608 / 0.0427 / 0.199).
 PICK_K = 5
+#: While a drawing is edited its texture face is kept as long as it is one of this many
+#: nearest allowed faces (:meth:`RealPixels.pick`): the same share of the gallery as
+#: :data:`PICK_K` was of 300 faces.  With 1,000 faces and 5, the texture's face changed
+#: on 25 of 150 strokes (10 CUHK drawings grown stroke by stroke); with 15, on 10.
+KEEP_K = 15
 #: Share of the gallery, the blurriest by the variance of the Laplacian over the face,
 #: never picked for texture: a soft photo would smooth the face instead (UTKFace has
 #: some; the blurriest was picked for the demo sketch before this gate).
@@ -523,7 +528,7 @@ class RealPixels:
         """The gallery face nearest the render's dlib descriptor (mapped among the
         photos', :meth:`Gallery.as_photo_descriptor`), the best-shaped of the
         :data:`PICK_K` nearest when the sketch's ``landmarks`` are given, or ``keep``
-        while it is one of those (None: no face); among :meth:`allowed` faces
+        while it is one of the :data:`KEEP_K` nearest (None: no face); among :meth:`allowed` faces
         (``female``: the drawn-gender reader's probability, or None)."""
         desc = render_descriptor(render)
         if desc is None:
@@ -534,7 +539,9 @@ class RealPixels:
         allowed = self.allowed(landmarks, female)
         if keep is None:
             return self.gallery.nearest_identity(desc, landmarks, PICK_K, allowed)
-        return self.gallery.nearest_identity(desc, landmarks, PICK_K, allowed, prefer=keep)
+        return self.gallery.nearest_identity(
+            desc, landmarks, PICK_K, allowed, prefer=keep, keep_k=KEEP_K
+        )
 
     def allowed(
         self, landmarks: np.ndarray | None, female: float | None = None
@@ -569,7 +576,9 @@ class RealPixels:
         nearest the render changes often (10 CUHK drawings, from 60 % drawn, 15 more
         strokes each, one at a time: 46 of the 150 strokes changed the texture's face;
         18 with this),
-        and each change swaps the skin's tone and texture under the user's pen."""
+        and each change swaps the skin's tone and texture under the user's pen.  With the
+        1,000-face gallery a face is kept while it is one of the :data:`KEEP_K` nearest
+        (25 changes of 150 with 5, 10 with 15)."""
         st = self.state
         st.renders_since += 1
         whole = BACKGROUND in recomputed or len(recomputed) >= 2

@@ -327,6 +327,38 @@ def test_another_persons_glasses_are_not_drawn_on_the_face(monkeypatch):
     assert _detail(skin_only)[skin_area].mean() > 2.0
 
 
+def test_another_persons_bindi_or_mole_is_not_drawn_on_the_skin(monkeypatch):
+    """Outside the features, strong compact detail (a forehead mark, a mole) stays in the
+    photo while skin grain comes in; inside them (lashes, irises) it is copied."""
+    from facesketch.engine import real_pixels
+    from facesketch.engine.real_pixels import apply_reference, prepare_reference
+
+    monkeypatch.setattr(real_pixels, "DETAIL_AGREEMENT", 0.0)  # this mechanism alone
+    side = 256
+    rng = np.random.default_rng(1)
+    render = np.full((side, side, 3), (200, 160, 140), np.uint8)
+    ref = np.clip(np.array([190, 150, 130]) + rng.normal(0, 4, (side, side, 1)), 0, 255)
+    ref = ref.astype(np.uint8)
+    cv2.circle(ref, (128, 80), 3, (130, 90, 80), -1)  # a dark red mark, near skin
+    valid = np.ones((side, side), np.float32)
+    mark = np.zeros((side, side), np.uint8)
+    cv2.circle(mark, (128, 80), 3, 1, -1)
+    mark = mark > 0
+    grain = np.zeros((side, side), bool)
+    grain[180:240, 40:216] = True
+    nothing = np.zeros((side, side), np.float32)
+
+    def shown(level: float, keep: np.ndarray) -> np.ndarray:
+        monkeypatch.setattr(real_pixels, "SPOT_LEVEL", level)
+        return _detail(apply_reference(render, prepare_reference(ref, valid, 4.0, 2.0, 0.0, keep)))
+
+    before, after = shown(0.0, nothing), shown(22.0, nothing)
+    assert before[mark].mean() > 8  # the skin test alone lets it through
+    assert after[mark].mean() < 0.25 * before[mark].mean()
+    assert after[grain].mean() > 0.9 * before[grain].mean() > 1.0
+    assert shown(22.0, np.ones((side, side), np.float32))[mark].mean() > 0.9 * before[mark].mean()
+
+
 def test_teeth_in_the_reference_are_not_drawn_into_a_mouth_drawn_closed(monkeypatch):
     """In the mouth, detail is copied only where the reference looks like the render at
     the detail scale: a photo's teeth (white, sharp gaps) inside lips the render shows

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from facesketch.engine import gallery as gal_mod
-from facesketch.engine.gallery import write_gallery
+from facesketch.engine.gallery import Gallery, GalleryError, write_gallery
 from facesketch.layout import COMPONENTS
 
 
@@ -38,3 +39,11 @@ def tiny_gallery(folder, m=6, landmarks=None, descriptors=None, latent=8, gender
     write_gallery(folder, arrays, {"faces": faces, "networks": {}})
     gal_mod.clear_cache()
     return arrays
+
+
+def assert_refused(folder, arrays, manifest) -> None:
+    """A gallery written from ``arrays`` into ``folder`` is refused as corrupt, by name."""
+    write_gallery(folder, arrays, manifest)
+    gal_mod.clear_cache()
+    with pytest.raises(GalleryError, match="disagree"):
+        Gallery.load(folder)

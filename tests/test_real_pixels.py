@@ -293,6 +293,16 @@ def _detail(out: np.ndarray) -> np.ndarray:
     return np.abs(g - cv2.GaussianBlur(g, (0, 0), 4))
 
 
+def _skin_scene(grain: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A flat skin-coloured render, a reference of skin with grain of std ``grain``
+    (uint8 RGB, 256) and its validity."""
+    side = 256
+    rng = np.random.default_rng(seed)
+    render = np.full((side, side, 3), (200, 160, 140), np.uint8)
+    ref = np.clip(np.array([190, 150, 130]) + rng.normal(0, grain, (side, side, 1)), 0, 255)
+    return render, ref.astype(np.uint8), np.ones((side, side), np.float32)
+
+
 def test_another_persons_glasses_are_not_drawn_on_the_face(monkeypatch):
     """Outside the eyes, brows, nose and mouth only the reference's skin detail is
     copied: a dark rim (glasses) and its high-pass halo stay out; skin grain comes in."""
@@ -302,12 +312,8 @@ def test_another_persons_glasses_are_not_drawn_on_the_face(monkeypatch):
     monkeypatch.setattr(real_pixels, "DETAIL_AGREEMENT", 0.0)  # this mechanism alone
 
     side = 256
-    rng = np.random.default_rng(0)
-    render = np.full((side, side, 3), (200, 160, 140), np.uint8)
-    ref = np.clip(np.array([190, 150, 130]) + rng.normal(0, 6, (side, side, 1)), 0, 255)
-    ref = ref.astype(np.uint8)
+    render, ref, valid = _skin_scene(6.0, 0)
     cv2.circle(ref, (128, 128), 40, (30, 30, 30), 3)  # a rim
-    valid = np.ones((side, side), np.float32)
     ring = np.zeros((side, side), np.uint8)
     cv2.circle(ring, (128, 128), 40, 1, 9)
     ring = ring > 0
@@ -335,12 +341,8 @@ def test_another_persons_bindi_or_mole_is_not_drawn_on_the_skin(monkeypatch):
 
     monkeypatch.setattr(real_pixels, "DETAIL_AGREEMENT", 0.0)  # this mechanism alone
     side = 256
-    rng = np.random.default_rng(1)
-    render = np.full((side, side, 3), (200, 160, 140), np.uint8)
-    ref = np.clip(np.array([190, 150, 130]) + rng.normal(0, 4, (side, side, 1)), 0, 255)
-    ref = ref.astype(np.uint8)
+    render, ref, valid = _skin_scene(4.0, 1)
     cv2.circle(ref, (128, 80), 3, (130, 90, 80), -1)  # a dark red mark, near skin
-    valid = np.ones((side, side), np.float32)
     mark = np.zeros((side, side), np.uint8)
     cv2.circle(mark, (128, 80), 3, 1, -1)
     mark = mark > 0

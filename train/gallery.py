@@ -25,6 +25,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,18 @@ def install_fitted(
     out = write_gallery(folder, {**old, **arrays}, {**gal.manifest, name: record})
     clear_cache()
     return out
+
+
+def report_and_install(
+    record: dict[str, Any], folder: Path, dry_run: bool, install: Callable[[], Any]
+) -> int:
+    """Print a fit's ``record`` and, unless ``dry_run``, ``install()`` it into the gallery
+    in ``folder``: the end of ``train.render_map`` and ``train.drawn_gender``."""
+    print(json.dumps(record, indent=1), flush=True)
+    if not dry_run:
+        install()
+        print(f"installed into {folder}")
+    return 0
 
 
 def carry_fitted(folder: Path, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:

@@ -368,11 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "checks": checks,
     }
-    print(json.dumps(record, indent=1), flush=True)
-    if not args.dry_run:
-        install(args.gallery, weight, bias, record)
-        print(f"installed into {args.gallery}")
-    return 0
+    from train.gallery import report_and_install
+
+    return report_and_install(
+        record, args.gallery, args.dry_run, lambda: install(args.gallery, weight, bias, record)
+    )
 
 
 if __name__ == "__main__":

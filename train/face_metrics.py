@@ -13,12 +13,16 @@ On artist sketch / photo pairs (CUHK, both aligned by the photo's dlib landmarks
   tolerance (7x7 elliptical dilation), render vs the artist's sketch (a real photo
   scores about 0.34);
 * **KID x1000** (:mod:`train.kid`) of the renders against validation photos, and of
-  the set's real photos (another source) against the same validation photos.
+  the set's real photos (another source) against the same validation photos;
+* **seam excess** (:func:`seam_excess`) — how much a render with a dropped photo steps
+  at the component windows' borders where the same drawing's default render does not.
 
 dlib is imported lazily (only :class:`FaceMeter` needs it).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import cv2
 import numpy as np
@@ -196,6 +200,71 @@ def face_measures(
         "photos_with_face": len(people),
         "pairs": len(renders),
     }
+
+
+#: Profiles across each window side reach this far outside / inside (px at 512), and
+#: are scored over the band where the paste blends (outside 8 .. inside 20).
+SEAM_REACH, SEAM_BAND = (-18, 33), (-8, 20)
+#: Scale (px at 512) below which a profile's change counts as a step.
+SEAM_SIGMA = 4.0
+
+
+def _gauss1d(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing along axis 0 (reflected ends)."""
+    r = int(4 * sigma + 0.5)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    pad = np.pad(x, ((r, r),) + ((0, 0),) * (x.ndim - 1), mode="reflect")
+    return np.stack([np.convolve(pad[:, j], k, mode="valid") for j in range(x.shape[1])], axis=1)
+
+
+def _side_profiles(image: np.ndarray, layout: Any) -> list[np.ndarray]:
+    """Lab profiles (T, 3) across every local window side, averaged along its middle 60 %,
+    t counted inwards from the border (the nose's cut bottom has none)."""
+    from facesketch.layout import LOCAL_COMPONENTS, NOSE
+
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0
+    lab[..., 1:] -= 128.0
+    scale = image.shape[0] / 512
+    t = np.round(np.arange(*SEAM_REACH) * scale).astype(int)
+    out = []
+    for name in LOCAL_COMPONENTS:
+        w = layout.window(name)
+        x0, y0, n = w.x, w.y, w.size
+        a, b = n // 5, n - n // 5
+        along_y, along_x = slice(y0 + a, y0 + b), slice(x0 + a, x0 + b)
+        clip = lambda v: np.clip(v, 0, image.shape[0] - 1)  # noqa: E731
+        out.append(lab[along_y, clip(x0 + t)].mean(0))
+        out.append(lab[along_y, clip(x0 + n - 1 - t)].mean(0))
+        out.append(lab[clip(y0 + t), along_x].mean(1))
+        if name != NOSE:
+            out.append(lab[clip(y0 + n - 1 - t), along_x].mean(1))
+    return out
+
+
+def seam_excess(image: np.ndarray, base: np.ndarray, layout: Any) -> float:
+    """How much more ``image`` steps at the local windows' borders than ``base`` (uint8
+    RGB, same size; ``layout`` at that size), in Lab units.
+
+    Per window side: the Lab profile across the border, averaged along the side, minus
+    the base's; its part finer than :data:`SEAM_SIGMA` over the blend band, RMS; the mean
+    over sides.  Why: a dropped photo's codes can leave the windows as rectangles; the
+    same drawing's default render has the same features in the same places, so what
+    differs finely and straight along a border is the seam, while a photo's colour
+    change is smooth.  (``train.eval.seam_ratio`` looks at a one-pixel step at the border
+    and does not see a step spread over the paste's feather.)"""
+    if image.shape != base.shape:
+        raise ValueError(f"seam_excess needs images of one size, got {image.shape} / {base.shape}")
+    t = np.arange(*SEAM_REACH)
+    band = (t >= SEAM_BAND[0]) & (t <= SEAM_BAND[1])
+    sigma = SEAM_SIGMA * image.shape[0] / 512
+    vals = []
+    for a, b in zip(_side_profiles(image, layout), _side_profiles(base, layout), strict=True):
+        d = a - b
+        fine = d - _gauss1d(d, sigma)
+        vals.append(float(np.sqrt((fine[band] ** 2).sum(-1).mean())))
+    return float(np.mean(vals))
 
 
 def kid_measures(

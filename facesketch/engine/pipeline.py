@@ -42,7 +42,7 @@ from facesketch.engine.devices import DeviceSpec, select_device
 from facesketch.engine.gallery import pool_latent
 from facesketch.engine.hair import HairStage
 from facesketch.imaging import image_to_tensor, sketch_to_tensor, tensor_to_image
-from facesketch.layout import COMPONENTS, DEFAULT_FEATHER, FaceLayout
+from facesketch.layout import BACKGROUND, COMPONENTS, DEFAULT_FEATHER, LOCAL_COMPONENTS, FaceLayout
 from facesketch.models.face_model import Branch, FaceModel, assemble_sketch
 
 
@@ -100,6 +100,8 @@ class _Branch:
     feat: torch.Tensor
     calibrated: np.ndarray  # the crop the geometry encoder saw, uint8
     pooled: np.ndarray | None = None  # the geometry latent pooled as the gallery's
+    #: drawn from the sketch with the default code (no photo's look or shape)
+    plain: bool = True
 
 
 class FacePipeline:
@@ -173,6 +175,9 @@ class FacePipeline:
         self.hair = HairStage()
         self.set_real_pixels(real_pixels)
         self.counters: dict[str, int] = {}
+        #: match a photo's parts to the background at the window borders (see _fuse)
+        self.seam_match = True
+        self._seam_expected: dict[str, torch.Tensor] | None = None
         self._branches: dict[str, _Branch] = {}
         self._last: tuple[str, PipelineOutput] | None = None
 
@@ -215,6 +220,7 @@ class FacePipeline:
         """Forget cached branch maps (after weights change) and the hair strands."""
         self._branches.clear()
         self._last = None
+        self._seam_expected = None
         self.hair = HairStage()
 
     # -- public ------------------------------------------------------------------------
@@ -437,7 +443,9 @@ class FacePipeline:
         code = self.appearance.resolve(name, geom, code)  # gallery default look (G)
         feat = model.generate(name, geom, code)
         self._count(f"branch:{name}")
-        return _Branch(key, feat, calibrated, pool_latent(geom)[0])
+        default = self.defaults[name]
+        plain = photo_crop is None and code.shape == default.shape and torch.equal(code, default)
+        return _Branch(key, feat, calibrated, pool_latent(geom)[0], plain)
 
     def _check_reference(
         self, reference: tuple[np.ndarray, np.ndarray] | None
@@ -465,7 +473,8 @@ class FacePipeline:
         t = time.perf_counter()
         model = self.model if ref is None or self.ref_model is None else self.ref_model
         with torch.inference_mode():
-            pasted = model.paste({n: self._branches[n].feat for n in COMPONENTS}, lay)
+            maps = {n: self._branches[n].feat for n in COMPONENTS}
+            pasted = model.paste(maps, lay, self._seam_targets())
             sketch = None
             if self.bundle.fusion.cfg.sketch_ch:  # the skip: the sketch the encoders saw
                 sketch = self.spec.tensor(
@@ -489,6 +498,27 @@ class FacePipeline:
                 self._count("upsample")
                 timings["upsample"] = (time.perf_counter() - t) * 1000
             return tensor_to_image(rgb[0])
+
+    def _seam_targets(self) -> dict[str, torch.Tensor] | None:
+        """What :meth:`FaceModel.paste` should match each local map's border step to.
+
+        Only parts that, or whose background, have a photo's look or shape: their codes
+        move the step between the window and the background, which the fusion shows as
+        the window's rectangle.  The target is the step of the default look, measured
+        once on a blank canvas (it moves by about 5 % of its size between drawings,
+        while a photo moves it by more than its size)."""
+        if not self.seam_match:
+            return None
+        bg_plain = self._branches[BACKGROUND].plain
+        parts = [n for n in LOCAL_COMPONENTS if not (bg_plain and self._branches[n].plain)]
+        if not parts:
+            return None
+        if self._seam_expected is None:
+            lay = FaceLayout.default(self.canvas)
+            blank = self.spec.tensor(sketch_to_tensor(np.full((self.canvas,) * 2, 255, np.uint8)))
+            maps, _ = self.model.component_maps(blank, self.defaults, lay)
+            self._seam_expected = {n: v[0] for n, v in self.model.seam_offsets(maps, lay).items()}
+        return {n: self._seam_expected[n] for n in parts}
 
     def _real_pixels(
         self,

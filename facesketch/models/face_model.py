@@ -13,7 +13,11 @@ Stages, per component ``c`` of :data:`facesketch.layout.COMPONENTS`:
 2. :meth:`FaceModel.calibrate` — optional stroke calibration (SCN), blended by strength;
 3. :meth:`FaceModel.geometry` (E_sketch; or :meth:`FaceModel.photo_geometry`, E_image)
    and :meth:`FaceModel.generate` (G_syn with the appearance code) — the branch map;
-4. :meth:`FaceModel.paste` — local maps over the background map (feathered);
+4. :meth:`FaceModel.paste` — local maps over the background map (feathered); the engine
+   may first shift a local map by a constant per channel so that its step to the
+   background map at the window's border is the step the default look gives
+   (:meth:`FaceModel.seam_offsets`): a dropped photo's codes otherwise leave the
+   windows as visible rectangles;
 5. :meth:`FaceModel.fuse` — the global fusion, given the pasted maps, the sketch the
    encoders saw (:func:`assemble_sketch`) and, for a reference fusion, the warped
    reference image and its validity mask; the mesh notch filter only for a fusion with
@@ -31,7 +35,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from facesketch.layout import BACKGROUND, COMPONENTS, DEFAULT_FEATHER, PASTE_ORDER, FaceLayout
+from facesketch.layout import (
+    BACKGROUND,
+    COMPONENTS,
+    DEFAULT_FEATHER,
+    NOSE,
+    PASTE_ORDER,
+    REFERENCE_CANVAS,
+    FaceLayout,
+)
 from facesketch.models.filters import DEFAULT_PERIOD, remove_periodic_pattern
 from facesketch.models.local import PHOTO_BLANK, SKETCH_BLANK, component_input
 
@@ -42,7 +54,27 @@ __all__ = [
     "assemble_sketch",
     "mesh_period",
     "warp_reference",
+    "window_ring",
 ]
+
+#: Width (px at the reference canvas, 512) of the band just inside a local window over
+#: which its map is compared with the background map beneath it
+#: (:meth:`FaceModel.seam_offsets`): the paste's feather, where the two maps blend.
+SEAM_RING = DEFAULT_FEATHER
+
+
+def window_ring(layout: FaceLayout, name: str) -> torch.Tensor:
+    """Boolean (size, size) band just inside local window ``name``: where its map is
+    blended into the background's.  The nose's band runs along its cut bottom rows."""
+    size = layout.window(name).size
+    r = max(1, round(SEAM_RING * layout.canvas / REFERENCE_CANVAS))
+    ring = torch.zeros(size, size, dtype=torch.bool)
+    ring[:r], ring[-r:], ring[:, :r], ring[:, -r:] = True, True, True, True
+    if name == NOSE:
+        cut = layout.nose_bottom_cut
+        ring[size - cut :] = False
+        ring[size - cut - r : size - cut] = True
+    return ring
 
 
 def appearance_input(photo: Any, layout: FaceLayout, name: str) -> Any:
@@ -188,10 +220,58 @@ class FaceModel(nn.Module):
         """G_syn: geometry latent + appearance code -> the component's feature map."""
         return self.branches[name].generator(geom, code)
 
-    def paste(self, maps: Mapping[str, torch.Tensor], layout: FaceLayout) -> torch.Tensor:
-        """The fusion's feature input: local maps over the background map."""
+    def paste(
+        self,
+        maps: Mapping[str, torch.Tensor],
+        layout: FaceLayout,
+        expected: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The fusion's feature input: local maps over the background map.
+
+        ``expected`` (local component -> (C,) or (N, C)): shift those maps by a constant
+        per channel so that :meth:`seam_offsets` gives these values; the engine passes
+        the offsets of the default look for parts drawn with a photo's look, which the
+        fusion otherwise shows as the windows' rectangles.  Training passes none."""
         patches = {n: m for n, m in maps.items() if n != BACKGROUND}
+        if expected:
+            now = self.seam_offsets(maps, layout, names=tuple(expected))
+            for name, want in expected.items():
+                shift = now[name] - want.to(now[name])
+                patches[name] = patches[name] + shift[..., None, None]
         return layout.paste_all(maps[BACKGROUND], patches, self.feather)
+
+    @staticmethod
+    def seam_offsets(
+        maps: Mapping[str, torch.Tensor],
+        layout: FaceLayout,
+        names: tuple[str, ...] = tuple(PASTE_ORDER),
+    ) -> dict[str, torch.Tensor]:
+        """Per local component, the mean over :func:`window_ring` of the background map
+        minus the component's map: (N, C).  Why: the fusion was trained with the step at
+        the window border that its own codes give, and near-equal for every drawing with
+        the default look; a photo's codes change it and the window shows."""
+        out = {}
+        for name in names:
+            rows, cols = layout.window(name).slices
+            ring = window_ring(layout, name).to(maps[name].device)
+            diff = maps[BACKGROUND][..., rows, cols] - maps[name]
+            out[name] = diff[..., ring].mean(-1)
+        return out
+
+    def component_maps(
+        self,
+        sketch: torch.Tensor,
+        codes: Mapping[str, torch.Tensor],
+        layout: FaceLayout,
+        strength: float = 0.0,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(every component's branch map, what each geometry encoder saw) of sketches."""
+        maps, seen = {}, {}
+        for c in COMPONENTS:
+            x = self.calibrate(self.component_input(sketch, layout, c), strength)
+            seen[c] = x
+            maps[c] = self.generate(c, self.geometry(c, x), codes[c])
+        return maps, seen
 
     def fuse(
         self,
@@ -228,11 +308,7 @@ class FaceModel(nn.Module):
         strength: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(pasted feature maps, the sketch the encoders saw) of sketches (N, 1, S, S)."""
-        maps, seen = {}, {}
-        for c in COMPONENTS:
-            x = self.calibrate(self.component_input(sketch, layout, c), strength)
-            seen[c] = x
-            maps[c] = self.generate(c, self.geometry(c, x), codes[c])
+        maps, seen = self.component_maps(sketch, codes, layout, strength)
         return self.paste(maps, layout), assemble_sketch(seen, layout)
 
     def forward(

@@ -211,6 +211,53 @@ def test_a_photo_dropped_on_a_part_gives_that_part_its_texture(shipped_pipeline)
     assert diff(m) > 3 * max(diff(le), 0.5)
 
 
+def test_a_parts_photo_meets_the_faces_colour_at_its_windows_border():
+    """A part rendered in another skin's colour is moved to the face's where its window
+    blends in; what it shows inside keeps its contrast to that skin."""
+    size = 256
+    lay = FaceLayout.default(256)
+    face = _smooth(size, seed=4)
+    w = rp.window_weights(lay, size, ["mouth"])["mouth"]
+    lab = cv2.cvtColor(face, cv2.COLOR_RGB2LAB).astype(np.float32)
+    darker = lab + np.array([-40.0, 6.0, 10.0], np.float32)  # another, darker skin
+    win = lay.window("mouth")
+    cy, cx = win.y + win.size // 2, win.x + win.size // 2
+    darker[cy - 6 : cy + 6, cx - 24 : cx + 24] += np.array([-25.0, 30.0, 0.0])  # its lips
+    part = cv2.cvtColor(np.clip(darker, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    out = rp.match_at_border(part, face, w)
+    got = cv2.cvtColor(out, cv2.COLOR_RGB2LAB).astype(np.float32)
+    ring = (w > 0.05) & (w < 0.95)
+    assert np.abs(got[ring] - lab[ring]).mean() < 2.5  # the skin meets the face's
+    before = np.abs(cv2.cvtColor(part, cv2.COLOR_RGB2LAB).astype(np.float32)[ring] - lab[ring])
+    assert before.mean() > 15
+    lips = got[cy - 4 : cy + 4, cx - 20 : cx + 20].reshape(-1, 3).mean(0)
+    skin = got[cy + 14 : cy + 22, cx - 20 : cx + 20].reshape(-1, 3).mean(0)
+    want = lab[cy - 4 : cy + 4, cx - 20 : cx + 20].reshape(-1, 3).mean(0) + [-25, 30, 0]
+    want_skin = lab[cy + 14 : cy + 22, cx - 20 : cx + 20].reshape(-1, 3).mean(0)
+    assert np.abs((lips - skin) - (want - want_skin)).max() < 4  # the lips stay the lips
+
+
+def test_a_darker_photo_dropped_on_a_part_draws_no_box(shipped_pipeline, monkeypatch):
+    """Gallery face 65 (darker skin than the demo's look) on the mouth: before, the
+    window showed as a box of its skin (a step of 47 Lab units here, 25 over 24 CUHK
+    drawings); now the mouth meets the face's colour (8 here, 7 there)."""
+    from train.face_metrics import box_step
+
+    pipe = shipped_pipeline
+    sketch = _demo_sketch()
+    base = pipe.render_sketch(sketch).face
+    slot = SimpleNamespace(paths=["gallery:65"], mix=0.5)
+    window = FaceLayout.default(512).window("mouth")
+    steps = {}
+    for match in (False, True):
+        monkeypatch.setattr(rp, "PART_BORDER_MATCH", match)
+        pipe._last = None
+        out = pipe.render_sketch(sketch, appearance={"mouth": slot})
+        assert "gallery:65" in out.texture
+        steps[match] = box_step(out.face, base, window)
+    assert steps[True] < 12 and steps[False] > 2 * steps[True], steps
+
+
 def test_a_broken_descriptor_model_leaves_the_networks_face(shipped_pipeline, monkeypatch):
     """dlib's models unreadable mid-session: the plain face is shown, and why is kept."""
     pipe = shipped_pipeline

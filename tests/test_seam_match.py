@@ -140,3 +140,22 @@ def test_dropped_gallery_faces_show_no_windows_with_the_shipped_networks():
     pipe.seam_match = False
     pipe.clear_cache()
     assert np.array_equal(pipe.render_sketch(sk, size=256).face, base)
+
+
+def test_box_step_sees_a_window_of_another_colour_not_new_features():
+    from train.face_metrics import box_step
+
+    lay = FaceLayout.default(512)
+    w = lay.window("mouth")
+    yy, xx = np.mgrid[:512, :512]
+    base = np.stack([140 + 30 * np.sin(xx / 41.0) + 10 * np.cos(yy / 29.0)] * 3, -1)
+    base = base.astype(np.uint8)
+    assert box_step(base, base, w) == 0.0
+    boxed = base.astype(int).copy()
+    boxed[w.y : w.y + w.size, w.x : w.x + w.size] -= 40
+    lips = base.astype(int).copy()
+    cy, cx = w.y + w.size // 2, w.x + w.size // 2
+    lips[cy - 10 : cy + 10, cx - 40 : cx + 40] -= 60  # a feature inside, away from the sides
+    boxed_step = box_step(np.clip(boxed, 0, 255).astype(np.uint8), base, w)
+    lips_step = box_step(np.clip(lips, 0, 255).astype(np.uint8), base, w)
+    assert boxed_step > 10 and lips_step < 0.5, (boxed_step, lips_step)

@@ -145,6 +145,7 @@ def evaluate_pairs(args: Any) -> dict:
             gender_measures([o.face for o in outs], photos, meter, [o.texture for o in outs])
         )
         extra["default look"].update(dropped_photo_seams(pipe, inputs, size))
+        extra["default look"].update(dropped_part_box(pipe, inputs, [o.face for o in outs], size))
     if pipe.ref_model is not None or args.warp_only:
         bank = ReferenceBank.load(args.data)
         pts, how = sketch_landmarks(inputs, photo_pts)
@@ -222,6 +223,35 @@ def dropped_photo_seams(pipe: Any, inputs: list[np.ndarray], size: int) -> dict[
     res = {k: round(float(np.mean(v)), 4) for k, v in out.items()}
     res.update({f"{k}_p90": round(float(np.percentile(v, 90)), 4) for k, v in out.items()})
     return res
+
+
+def dropped_part_box(
+    pipe: Any, inputs: list[np.ndarray], defaults: list[np.ndarray], size: int
+) -> dict[str, float]:
+    """Box step (:func:`train.face_metrics.box_step`) of the mouth's window with a gallery
+    face dropped on the mouth, against the same drawings' default renders, as the app
+    shows them (texture on): the first :data:`DROPPED_PAIRS` pairs.  Why: the texture
+    stage gave such a part its photo's whole-face colour, a box of another skin."""
+    from types import SimpleNamespace
+
+    from facesketch.engine.gallery import Gallery, GalleryError
+    from facesketch.layout import FaceLayout
+    from train.face_metrics import box_step
+
+    try:
+        faces = Gallery.load().size
+    except (GalleryError, OSError):
+        return {}
+    window = FaceLayout.default(size).window("mouth")
+    steps = []
+    for i, (sketch, base) in enumerate(zip(inputs[:DROPPED_PAIRS], defaults, strict=False)):
+        slot = SimpleNamespace(paths=(f"gallery:{(i * 97 + 13) % faces}",), mix=0.5)
+        face = pipe.render_sketch(sketch, None, {"mouth": slot}, size=size).face
+        steps.append(box_step(face, base, window))
+    return {
+        "dropped_mouth_box_step": round(float(np.mean(steps)), 2),
+        "dropped_mouth_box_step_p90": round(float(np.percentile(steps, 90)), 2),
+    }
 
 
 def texture_donors(textures: list[list[str]]) -> dict[str, Any]:

@@ -15,7 +15,9 @@ On artist sketch / photo pairs (CUHK, both aligned by the photo's dlib landmarks
 * **KID x1000** (:mod:`train.kid`) of the renders against validation photos, and of
   the set's real photos (another source) against the same validation photos;
 * **seam excess** (:func:`seam_excess`) — how much a render with a dropped photo steps
-  at the component windows' borders where the same drawing's default render does not.
+  at the component windows' borders where the same drawing's default render does not;
+* **box step** (:func:`box_step`) — how much a part's window differs in mean colour
+  from its surroundings more than in the same drawing's default render.
 
 dlib is imported lazily (only :class:`FaceMeter` needs it).
 """
@@ -265,6 +267,48 @@ def seam_excess(image: np.ndarray, base: np.ndarray, layout: Any) -> float:
         fine = d - _gauss1d(d, sigma)
         vals.append(float(np.sqrt((fine[band] ** 2).sum(-1).mean())))
     return float(np.mean(vals))
+
+
+#: Bands (px at 512 from a window side, inwards and outwards) whose mean colours
+#: :func:`box_step` compares: beyond the texture stage's window feather.
+BOX_BAND = (20, 36)
+
+
+def _lab(image: np.ndarray) -> np.ndarray:
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0
+    lab[..., 1:] -= 128.0
+    return lab
+
+
+def box_step(image: np.ndarray, base: np.ndarray, window: Any) -> float:
+    """Mean over the sides of ``window`` (a layout window at the images' size) of the
+    Lab distance between ``image``'s and ``base``'s (inside band - outside band) mean
+    colour differences.  Why: a part given another photo's colour as a whole shows as a
+    box of that colour; its features differ from the default render's, its surroundings
+    not, so only a step across the sides counts."""
+    if image.shape != base.shape:
+        raise ValueError(f"box_step needs images of one size, got {image.shape} / {base.shape}")
+    a, b = _lab(image), _lab(base)
+    size = image.shape[0]
+    lo, hi = (round(v * size / 512) for v in BOX_BAND)
+    x0, y0, n = window.x, window.y, window.size
+    cut = n // 5
+    along_y, along_x = slice(y0 + cut, y0 + n - cut), slice(x0 + cut, x0 + n - cut)
+    sides = (
+        ((along_y, slice(x0 + lo, x0 + hi)), (along_y, slice(max(0, x0 - hi), x0 - lo))),
+        ((along_y, slice(x0 + n - hi, x0 + n - lo)), (along_y, slice(x0 + n + lo, x0 + n + hi))),
+        ((slice(y0 + lo, y0 + hi), along_x), (slice(max(0, y0 - hi), y0 - lo), along_x)),
+        ((slice(y0 + n - hi, y0 + n - lo), along_x), (slice(y0 + n + lo, y0 + n + hi), along_x)),
+    )
+    out = []
+    for inside, outside in sides:
+        if a[outside].size == 0 or a[inside].size == 0:
+            continue
+        da = a[inside].reshape(-1, 3).mean(0) - a[outside].reshape(-1, 3).mean(0)
+        db = b[inside].reshape(-1, 3).mean(0) - b[outside].reshape(-1, 3).mean(0)
+        out.append(float(np.linalg.norm(da - db)))
+    return float(np.mean(out)) if out else float("nan")
 
 
 def kid_measures(

@@ -110,6 +110,16 @@ SHADING_SCALE = 4
 VALID_FEATHER_512 = 6.0
 #: Feather of a part window whose texture comes from its own dropped photo (px at 512).
 WINDOW_FEATHER_512 = 8.0
+#: A part's own photo meets the face's colour at its window's border
+#: (:func:`match_at_border`); off, a photo dropped on a part drew its window as a box of
+#: that photo's skin.  The step in mean Lab colour across the window's sides against
+#: the same drawing's default render (``train.face_metrics.box_step``; 24 CUHK
+#: drawings, a gallery face dropped on the part, session 23's script): mouth 24.9 ->
+#: 8.3 with one constant shift, 6.4 spread from the border with this Gaussian (sigma
+#: 20: 5.9 at the border, but the window's middle kept the photo's tone; 80: 7.3);
+#: left eye 24.2 -> 6.1, nose 26.7 -> 5.1.  ``train.eval --issue``: 25.1 -> 7.0.
+PART_BORDER_MATCH = True
+PART_MATCH_SIGMA_512 = 40.0
 #: Forehead above the brows, x the brow-to-chin height (the face region's top).
 FOREHEAD_LIFT = 0.35
 #: Feather of the colour statistics' region (px at 512): wide, so no seam shows.
@@ -428,6 +438,28 @@ def window_weights(layout: FaceLayout, size: int, parts: list[str]) -> dict[str,
     return out
 
 
+def match_at_border(part: np.ndarray, face: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``part`` (uint8 RGB: the render given a part's own photo) moved in Lab to
+    ``face``'s colour where ``weight`` (the part's feathered window) blends the two: the
+    difference there, spread smoothly inwards (normalised convolution, Gaussian
+    :data:`PART_MATCH_SIGMA_512`; far from the border it tends to its mean).  Why: a
+    photo's colour statistics are its whole face's, so a darker or lighter photo dropped
+    on the mouth drew the window as a box of its skin; moved, the part keeps its own
+    colours relative to its skin, and its skin meets the face's."""
+    ring = (weight > 0.05) & (weight < 0.95)
+    if ring.sum() < 16:
+        return part
+    pl = cv2.cvtColor(part, cv2.COLOR_RGB2LAB).astype(np.float32)
+    fl = cv2.cvtColor(face, cv2.COLOR_RGB2LAB).astype(np.float32)
+    diff = (fl - pl) * ring[..., None]
+    mean = diff[ring].mean(0)
+    sigma = PART_MATCH_SIGMA_512 * part.shape[0] / 512
+    num = np.stack([_wide_blur(diff[..., c], sigma) for c in range(3)], -1)
+    den = _wide_blur(ring.astype(np.float32), sigma)[..., None]
+    shift = (num + 0.01 * mean) / (den + 0.01)
+    return cv2.cvtColor(np.clip(np.rint(pl + shift), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
 def render_descriptor(render: np.ndarray) -> np.ndarray | None:
     """dlib's 128-d face descriptor of a render (or an aligned photo) at the canonical
     layout (RGB uint8), or None when dlib finds no face even in the layout's face box."""
@@ -639,9 +671,13 @@ class RealPixels:
             acc = out.astype(np.float32)
             for name in parts:
                 prep = self._prepared(sources[name], landmarks, size)
-                part = apply_reference(render, prep).astype(np.float32)
+                part = apply_reference(render, prep)
+                if PART_BORDER_MATCH:
+                    part = match_at_border(
+                        part, np.clip(acc, 0, 255).astype(np.uint8), weights[name]
+                    )
                 w = weights[name][..., None]
-                acc = w * part + (1 - w) * acc
+                acc = w * part.astype(np.float32) + (1 - w) * acc
             out = np.clip(acc, 0, 255).astype(np.uint8)
         st.timings["transfer"] = (time.perf_counter() - t) * 1000
         return out

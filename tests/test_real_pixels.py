@@ -447,6 +447,34 @@ def test_teeth_in_the_reference_are_not_drawn_into_a_mouth_drawn_closed(monkeypa
     assert _detail(gated)[skin_area].mean() > 0.8 * _detail(ungated)[skin_area].mean() > 2.0
 
 
+def test_a_photos_open_mouth_lends_no_detail_to_a_mouth_drawn_closed():
+    """A dropped photo is not chosen by its mouth as the gallery pick is: gallery face 65
+    smiles with its teeth showing (openness 0.17); onto a mouth drawn closed its teeth
+    came in as detail across the lips (and lightened them as shading).  Within the
+    mouth, such a photo now lends neither; drawn as open as its own, it lends both."""
+    from facesketch.engine.real_pixels import MOUTH_GROUP, feature_region, mouth_openness
+
+    stage = RealPixels(Gallery.load())
+    src = stage.gallery_source(65)
+    assert mouth_openness(src.landmarks) > 0.15
+    open_pts = np.asarray(src.landmarks, np.float32)
+    closed = open_pts.copy()
+    for up, down in ((61, 67), (62, 66), (63, 65)):
+        closed[[up, down]] = open_pts[[up, down]].mean(0)
+    assert mouth_openness(closed) < 0.01
+    size = 256
+    lips = feature_region(open_pts, size, 2.0, MOUTH_GROUP) > 0.5
+
+    def mouth_detail(points: np.ndarray) -> float:
+        stage._warps.clear()
+        prep = stage._prepared(src, points, size)
+        assert prep is not None
+        return float(np.abs(prep.high).mean(-1)[lips].mean())
+
+    assert mouth_detail(open_pts) > 3.0
+    assert mouth_detail(closed) < 0.05 * mouth_detail(open_pts)
+
+
 def test_the_shading_fades_out_smoothly_where_the_reference_photo_stops():
     """A UTKFace crop stops mid-forehead.  The skin shading it lends (here a shadow just
     below that edge) fades out over the skin's wide Gaussian (``SHADING_FADE``), not

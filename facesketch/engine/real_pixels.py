@@ -118,7 +118,7 @@ WINDOW_FEATHER_512 = 8.0
 #: 8.3 with one constant shift, 6.4 spread from the border with this Gaussian (sigma
 #: 20: 5.9 at the border, but the window's middle kept the photo's tone; 80: 7.3);
 #: left eye 24.2 -> 6.1, nose 26.7 -> 5.1; with dark pixels taking less of the colour
-#: shift (no blue nostrils) 6.9 / 6.4 / 5.2.  ``train.eval --issue``: 25.1 -> 7.3.
+#: shift (no blue nostrils) 6.9 / 6.4 / 5.2.  ``train.eval --issue``: 25.1 -> 7.2.
 PART_BORDER_MATCH = True
 PART_MATCH_SIGMA_512 = 40.0
 #: Forehead above the brows, x the brow-to-chin height (the face region's top).
@@ -153,7 +153,10 @@ MIN_CHROMA = 4.0
 #: onto lips drawn closed, drew a grin of teeth (120 of the 300 gallery faces smile
 #: with their mouths open, the 88 CUHK drawings all have theirs closed).  The sketch's
 #: openness comes from the landmark network, which reads it with correlation 0.74 to
-#: the photos' on the gallery's own sketches.
+#: the photos' on the gallery's own sketches.  A dropped photo (or a gallery face taken
+#: when too few pass) whose mouth differs by more lends neither detail nor shading
+#: within the mouth (:meth:`RealPixels._prepared`): a darker smiling face dropped on the
+#: mouth drew its teeth across lips drawn closed.
 MOUTH_TOLERANCE = 0.06
 #: How sure the drawn-gender reader (:meth:`Gallery.drawn_gender`) must be, as distance
 #: of its probability from 0.5, before only faces of that gender may lend texture.
@@ -310,11 +313,13 @@ def prepare_reference(
     low_sigma: float = 0.0,
     keep: np.ndarray | None = None,
     gate: np.ndarray | None = None,
+    block: np.ndarray | None = None,
 ) -> PreparedReference | None:
     """The reference's part of :func:`transfer` (None when too little of it is valid).
     With ``keep`` (weights, e.g. :func:`feature_region`) the detail is copied fully
     there and elsewhere only where the reference is skin; within ``gate`` (weights, the
-    mouth) only where the two look alike (:data:`DETAIL_AGREEMENT`)."""
+    mouth) only where the two look alike (:data:`DETAIL_AGREEMENT`); within ``block``
+    (weights) neither detail nor shading."""
     inside = valid > 0.5
     if inside.sum() < 64:
         return None
@@ -347,6 +352,8 @@ def prepare_reference(
             )
             spot = np.exp(-((strong / SPOT_LEVEL) ** 4))
             weight = weight * np.maximum(spot, keep)[..., None]
+    if block is not None:
+        weight = weight * (1.0 - np.clip(block, 0.0, 1.0))[..., None]
     prep = PreparedReference(
         inside, alpha, beta, fl[inside].mean(0), fl[inside].std(0) + 1e-3, weight * high
     )
@@ -356,7 +363,10 @@ def prepare_reference(
         prep.gate_region = _shrink(gate.astype(np.float32))
     if low_sigma > 0 and skin is not None:  # all at 1/SHADING_SCALE size
         prep.rgb, prep.low_sigma = _shrink(r), low_sigma / SHADING_SCALE
-        prep.skin = _shrink(skin * alpha[..., 0])
+        shaded = skin * alpha[..., 0]
+        if block is not None:  # the blocked place lends no shading either (a smile's teeth)
+            shaded = shaded * (1.0 - np.clip(block, 0.0, 1.0))
+        prep.skin = _shrink(shaded)
         prep.alpha_small = _shrink(alpha[..., 0])
     return prep
 
@@ -557,8 +567,12 @@ class RealPixels:
             else None
         )
         mouth = feature_region(landmarks, size, MOUTH_MARGIN_512 * size / 512, MOUTH_GROUP)
+        # a mouth open in the photo and closed in the drawing (or the reverse): the warp
+        # cannot undo it, and the photo's teeth would be drawn across the lips
+        drawn, own = mouth_openness(landmarks), mouth_openness(src.landmarks)
+        shut = mouth if abs(float(drawn) - float(own)) > MOUTH_TOLERANCE else None
         prep = prepare_reference(
-            ref, valid * region, sigma, feather, LOW_SIGMA_512 * size / 512, keep, mouth
+            ref, valid * region, sigma, feather, LOW_SIGMA_512 * size / 512, keep, mouth, shut
         )
         self._warps[key] = (np.array(landmarks, np.float32), prep)
         while len(self._warps) > 8:

@@ -258,6 +258,27 @@ def test_a_darker_photo_dropped_on_a_part_draws_no_box(shipped_pipeline, monkeyp
     assert steps[True] < 12 and steps[False] > 2 * steps[True], steps
 
 
+def test_a_photo_on_the_rest_of_the_face_lends_the_texture(shipped_pipeline):
+    """The rest-of-face slot's photo is the texture's source, as the whole face's is:
+    left to the gallery pick, a darker face there changed the skin only as far as the
+    networks did, and the stage's colour match to the pick took even that back."""
+    pipe = shipped_pipeline
+    sketch = _demo_sketch()
+    base = pipe.render_sketch(sketch)
+    slot = SimpleNamespace(paths=["gallery:65"], mix=0.5)
+    out = pipe.render_sketch(sketch, appearance={"background": slot})
+    assert out.texture == ["gallery:65"]  # no gallery pick besides
+    lay = FaceLayout.default(512)
+    cheek = (slice(330, 380), slice(140, 180))  # left of the mouth, outside every window
+    for name in ("mouth", "nose", "left_eye"):
+        assert not lay.window(name).contains(160, 355)
+
+    def lightness(img: np.ndarray) -> float:
+        return float(cv2.cvtColor(img, cv2.COLOR_RGB2LAB)[cheek][..., 0].mean())
+
+    assert lightness(out.face) < lightness(base.face) - 25  # a darker skin (L* x 2.55)
+
+
 def test_a_broken_descriptor_model_leaves_the_networks_face(shipped_pipeline, monkeypatch):
     """dlib's models unreadable mid-session: the plain face is shown, and why is kept."""
     pipe = shipped_pipeline

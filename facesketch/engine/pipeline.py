@@ -554,7 +554,8 @@ class FacePipeline:
         rp = self.real_pixels
         pooled = {n: self._branches[n].pooled for n in COMPONENTS}
         female = None
-        if FACE not in sources and all(v is not None for v in pooled.values()):
+        picked = FACE not in sources and BACKGROUND not in sources  # the gallery lends
+        if picked and all(v is not None for v in pooled.values()):
             female = rp.gallery.drawn_gender(pooled)
         try:
             out = rp.apply(face, pts, lay, sources, recomputed, female)
@@ -565,7 +566,7 @@ class FacePipeline:
         out = self.hair.apply(out, sketch, pts, lay)
         rp.state.timings["hair"] = (time.perf_counter() - t) * 1000
         used = [str(appearance[n].paths[0]) for n in sources]
-        if FACE not in sources and rp.state.index is not None:
+        if picked and rp.state.index is not None:
             used.insert(0, f"gallery:{rp.state.index}")
         return out, used
 

@@ -677,9 +677,11 @@ class RealPixels:
         size = render.shape[0]
         st = self.state
         st.timings = {}
-        face_src = sources.get("face")
+        # the whole face's photo, else the rest of the face's (its skin is most of what
+        # the stage transfers: left to the gallery pick, a darker photo there changed
+        # nothing once the texture was on), else the gallery pick
         parts = [c for c in COMPONENTS if c != BACKGROUND and c in sources]
-        base: PixelSource | None = face_src
+        base: PixelSource | None = sources.get("face") or sources.get(BACKGROUND)
         if base is None:
             index = self.pick(render, recomputed, landmarks, female)
             base = self.gallery_source(index) if index is not None else None

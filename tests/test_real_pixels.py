@@ -279,6 +279,27 @@ def test_a_photo_on_the_rest_of_the_face_lends_the_texture(shipped_pipeline):
     assert lightness(out.face) < lightness(base.face) - 25  # a darker skin (L* x 2.55)
 
 
+def test_two_mixed_photos_blend_their_textures_as_the_mix_says(shipped_pipeline):
+    """The mix slider blends the networks' codes; the texture followed only the first
+    photo, so at mix 1 the face had the second photo's look and the first's skin."""
+    pipe = shipped_pipeline
+    sketch = _demo_sketch()
+    dark, light = "gallery:65", str(_samples() / "sample-a.jpg")
+
+    def render(paths: list[str], mix: float = 0.5) -> np.ndarray:
+        slot = SimpleNamespace(paths=paths, mix=mix)
+        return pipe.render_sketch(sketch, appearance={"face": slot}).face
+
+    def lightness(img: np.ndarray) -> float:
+        return float(cv2.cvtColor(img, cv2.COLOR_RGB2LAB)[300:360, 150:200][..., 0].mean())
+
+    only_dark, only_light = render([dark]), render([light])
+    assert np.array_equal(render([dark, light], 0.0), only_dark)
+    assert np.array_equal(render([dark, light], 1.0), only_light)
+    half = lightness(render([dark, light], 0.5))
+    assert lightness(only_dark) + 10 < half < lightness(only_light) - 10
+
+
 def test_a_broken_descriptor_model_leaves_the_networks_face(shipped_pipeline, monkeypatch):
     """dlib's models unreadable mid-session: the plain face is shown, and why is kept."""
     pipe = shipped_pipeline

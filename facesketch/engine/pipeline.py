@@ -544,13 +544,20 @@ class FacePipeline:
             paths = tuple(getattr(slot, "paths", ()) or ()) if slot is not None else ()
             if not paths:
                 continue
-            ref = self.appearance.reference(paths[0])
-            if ref.landmarks is None:
+            found = []
+            for path in paths[:2]:
+                ref = self.appearance.reference(path)
+                if ref.landmarks is None:
+                    continue
+                valid = ref.mask if ref.mask is not None else np.full(ref.image.shape[:2], 255)
+                found.append(
+                    PixelSource(ref.digest, ref.image, valid.astype(np.uint8), ref.landmarks)
+                )
+            if not found:
                 continue
-            valid = ref.mask if ref.mask is not None else np.full(ref.image.shape[:2], 255)
-            sources[name] = PixelSource(
-                ref.digest, ref.image, valid.astype(np.uint8), ref.landmarks
-            )
+            sources[name] = found[0]
+            if len(found) == 2:  # two photos mixed: the texture is blended like the codes
+                found[0].second, found[0].mix = found[1], float(getattr(slot, "mix", 0.5))
         rp = self.real_pixels
         pooled = {n: self._branches[n].pooled for n in COMPONENTS}
         female = None
@@ -565,7 +572,7 @@ class FacePipeline:
         t = time.perf_counter()
         out = self.hair.apply(out, sketch, pts, lay)
         rp.state.timings["hair"] = (time.perf_counter() - t) * 1000
-        used = [str(appearance[n].paths[0]) for n in sources]
+        used = [str(p) for n in sources for p in appearance[n].paths[:2]]
         if picked and rp.state.index is not None:
             used.insert(0, f"gallery:{rp.state.index}")
         return out, used

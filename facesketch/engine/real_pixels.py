@@ -179,6 +179,10 @@ class PixelSource:
     image: np.ndarray
     valid: np.ndarray
     landmarks: np.ndarray
+    #: a slot's second photo and how much of it (the slot's ``mix``): the texture is
+    #: blended as the networks' codes are, so the mix slider moves it too
+    second: PixelSource | None = None
+    mix: float = 0.0
 
 
 @dataclass
@@ -579,6 +583,24 @@ class RealPixels:
             self._warps.pop(next(iter(self._warps)))
         return prep
 
+    def _lend(
+        self, render: np.ndarray, src: PixelSource, landmarks: np.ndarray, size: int
+    ) -> np.ndarray:
+        """The render with ``src``'s texture (and its second photo's, blended by mix)."""
+        mix = float(np.clip(src.mix, 0.0, 1.0)) if src.second is not None else 0.0
+        first = (
+            None if mix >= 1.0 else apply_reference(render, self._prepared(src, landmarks, size))
+        )
+        if mix <= 0.0:
+            assert first is not None
+            return first
+        assert src.second is not None
+        second = apply_reference(render, self._prepared(src.second, landmarks, size))
+        if first is None:
+            return second
+        blend = (1.0 - mix) * first.astype(np.float32) + mix * second.astype(np.float32)
+        return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+
     def gallery_source(self, index: int) -> PixelSource:
         """Gallery face ``index`` as a pixel source (decoded once)."""
         if index not in self._gallery_sources:
@@ -688,13 +710,12 @@ class RealPixels:
         t = time.perf_counter()
         out = render
         if base is not None:
-            out = apply_reference(render, self._prepared(base, landmarks, size))
+            out = self._lend(render, base, landmarks, size)
         if parts:
             weights = window_weights(layout, size, parts)
             acc = out.astype(np.float32)
             for name in parts:
-                prep = self._prepared(sources[name], landmarks, size)
-                part = apply_reference(render, prep)
+                part = self._lend(render, sources[name], landmarks, size)
                 if PART_BORDER_MATCH:
                     part = match_at_border(
                         part, np.clip(acc, 0, 255).astype(np.uint8), weights[name]

@@ -300,6 +300,35 @@ def test_two_mixed_photos_blend_their_textures_as_the_mix_says(shipped_pipeline)
     assert lightness(only_dark) + 10 < half < lightness(only_light) - 10
 
 
+def test_a_part_drawn_in_a_photos_shape_takes_that_photos_texture_in_place(
+    shipped_pipeline, monkeypatch
+):
+    """With "shape" on, the networks draw the photo's part (sample-c's smile), so its
+    texture is warped onto the photo's own landmarks there, not the strokes': before,
+    the smile's teeth came out as a flat white blob (no detail: the mouth gate saw the
+    closed drawn mouth): the detail in the mouth 6.2 -> 9.4 on the demo."""
+    from facesketch.engine.pipeline import FacePipeline
+
+    pipe = shipped_pipeline
+    sketch = _demo_sketch()
+    slot = SimpleNamespace(paths=[str(_samples() / "sample-c.jpg")], mix=0.5, shape=True)
+    lay = FaceLayout.default(512)
+    m = lay.window("mouth")
+    q = m.size // 4  # the window's middle: the lips and teeth
+    mouth = (slice(m.y + q, m.y + m.size - q), slice(m.x + q, m.x + m.size - q))
+
+    def mouth_detail() -> float:
+        pipe._last = None
+        face = pipe.render_sketch(sketch, appearance={"mouth": slot}).face
+        return float(_detail(face)[mouth].mean())
+
+    shaped = mouth_detail()
+    monkeypatch.setattr(FacePipeline, "_shaped_landmarks", lambda self, pts, *a: pts)
+    pipe.real_pixels._warps.clear()
+    stroked = mouth_detail()
+    assert shaped > 1.3 * stroked, (shaped, stroked)
+
+
 def test_a_broken_descriptor_model_leaves_the_networks_face(shipped_pipeline, monkeypatch):
     """dlib's models unreadable mid-session: the plain face is shown, and why is kept."""
     pipe = shipped_pipeline

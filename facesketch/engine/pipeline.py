@@ -94,6 +94,17 @@ class PipelineOutput:
     placement: np.ndarray | None = None
 
 
+#: dlib-68 landmark ranges each part's shape covers (the layout's "left_eye" is the
+#: image's left: the person's right eye and brow, 36-41 and 17-21).
+SHAPE_LANDMARKS: dict[str, tuple[tuple[int, int], ...]] = {
+    "left_eye": ((17, 22), (36, 42)),
+    "right_eye": ((22, 27), (42, 48)),
+    "nose": ((27, 36),),
+    "mouth": ((48, 68),),
+    BACKGROUND: ((0, 17),),
+}
+
+
 @dataclass
 class _Branch:
     key: str
@@ -357,7 +368,7 @@ class FacePipeline:
         texture: list[str] = []
         if self.real_pixels is not None and ref is None:
             t = time.perf_counter()
-            face, texture = self._real_pixels(face, sk, lay, appearance, recomputed)
+            face, texture = self._real_pixels(face, sk, lay, appearance, recomputed, shapes)
             stage = self.real_pixels.state.timings
             timings.update({f"real_pixels_{k}": v for k, v in stage.items()})
             timings["real_pixels"] = (time.perf_counter() - t) * 1000
@@ -527,9 +538,11 @@ class FacePipeline:
         lay: FaceLayout,
         appearance: Mapping[str, Any] | None,
         recomputed: list[str],
+        shapes: Mapping[str, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, list[str]]:
         """Real texture on the rendered face (facesketch.engine.real_pixels): a dropped
-        photo's for its part or the whole face, else the gallery face nearest the render."""
+        photo's for its part or the whole face, else the gallery face nearest the render.
+        ``shapes``: the parts drawn with a photo's shape (:meth:`_shape_sources`)."""
         from facesketch.engine.landmarks import has_ink, predict_landmarks
         from facesketch.engine.real_pixels import PixelSource
         from facesketch.sketch.document import FACE
@@ -538,6 +551,7 @@ class FacePipeline:
             return face, []
         size = face.shape[0]
         pts = (predict_landmarks(sketch, self.spec) + 0.5) * (size / self.canvas) - 0.5
+        pts = self._shaped_landmarks(pts, size, appearance, shapes or {})
         sources: dict[str, PixelSource] = {}
         for name in (FACE, *COMPONENTS):
             slot = (appearance or {}).get(name)
@@ -576,6 +590,33 @@ class FacePipeline:
         if picked and rp.state.index is not None:
             used.insert(0, f"gallery:{rp.state.index}")
         return out, used
+
+    def _shaped_landmarks(
+        self,
+        pts: np.ndarray,
+        size: int,
+        appearance: Mapping[str, Any] | None,
+        shapes: Mapping[str, np.ndarray],
+    ) -> np.ndarray:
+        """The sketch's landmarks, with those of each part drawn in a photo's shape
+        taken from that photo (aligned to the same layout, its part is rendered where its
+        landmarks are).  Why: the texture was warped onto the strokes' landmarks while
+        the networks drew the photo's part, so a photo's smile got no teeth of its own
+        (the mouth gate saw a closed drawn mouth) and its eyes a misplaced texture."""
+        out = np.array(pts, np.float64)
+        for name in shapes:
+            slot = slot_for(appearance, name)
+            paths = tuple(getattr(slot, "paths", ()) or ()) if slot is not None else ()
+            if not paths or not getattr(slot, "shape", False):
+                continue  # a geometry photo given as pixels: no landmarks known
+            ref = self.appearance.reference(paths[0])
+            if ref.landmarks is None:
+                continue
+            scale = size / ref.image.shape[0]
+            own = (np.asarray(ref.landmarks, np.float64) + 0.5) * scale - 0.5
+            for a, b in SHAPE_LANDMARKS[name]:
+                out[a:b] = own[a:b]
+        return out
 
     def _calibrated_sketch(self, lay: FaceLayout, size: int) -> np.ndarray:
         """The sketch the encoders saw, assembled like the feature maps (eyes on top)."""

@@ -99,6 +99,18 @@ DETAIL_AGREEMENT = 60.0
 MOUTH_MARGIN_512 = 10.0
 #: Margin (px at 512) around the eyes, brows, nose and mouth where all detail is copied.
 FEATURE_MARGIN_512 = 8.0
+#: A photo read as wearing glasses (:func:`wears_glasses`) lends all its detail only
+#: within this margin (px at 512) of the eyes themselves, and around the lower nose and
+#: the mouth (:data:`FEATURE_MARGIN_512`); its brows and nose bridge take skin detail
+#: only, as the cheeks do.  With the brows and bridge kept, sample-c's frame was drawn
+#: along the drawn brows and across the nose; so it is gone.  Not for photos without
+#: glasses: the same margins cost the CUHK renders a little (descriptor 0.5628 ->
+#: 0.5637, edge F1 0.2125 -> 0.209 with brows at 3 px).
+GLASSES_EYE_MARGIN_512 = 3.0
+#: Landmark groups kept fully for a photo with glasses: the lower nose (30-35), the mouth.
+GLASSES_GROUPS = ((30, 36), (48, 60))
+#: The eyes (dlib 68 order).
+EYE_GROUPS = ((36, 42), (42, 48))
 #: The shading correction fades out over a Gaussian of this x :data:`LOW_SIGMA_512` of
 #: the pixels that are skin in both faces, not over the reference's validity feather: a
 #: UTKFace crop stops mid-forehead, and cut off there (6-px feather) a correction of
@@ -502,6 +514,50 @@ def render_descriptor(render: np.ndarray) -> np.ndarray | None:
     return None if ident is None else ident.descriptor
 
 
+_glasses_reader: dict[str, Any] = {}
+
+
+def glasses_reader() -> tuple[np.ndarray, float, float] | None:
+    """(weights, bias, threshold) of the shipped glasses reader (``glasses.json`` beside
+    the gallery, fitted by ``train.glasses``), or None when it is missing or unreadable
+    (then no photo is read as wearing glasses, as before the reader)."""
+    if "reader" not in _glasses_reader:
+        import json
+
+        from facesketch.resources import gallery_dir
+
+        reader = None
+        try:
+            data = json.loads((gallery_dir() / "glasses.json").read_text())
+            w = np.asarray(data["weight"], np.float64)
+            if w.shape == (128,) and np.isfinite(w).all():
+                reader = (w, float(data["bias"]), float(data["threshold"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            reader = None
+        _glasses_reader["reader"] = reader
+    return _glasses_reader["reader"]
+
+
+def wears_glasses(face: np.ndarray) -> bool:
+    """Whether an aligned face (RGB uint8, the canonical layout) wears glasses, by the
+    shipped reader on its dlib descriptor; False when unknown."""
+    reader = glasses_reader()
+    if reader is None:
+        return False
+    d = render_descriptor(face)
+    if d is None:
+        return False
+    w, b, threshold = reader
+    return float(np.asarray(d, np.float64) @ w + b) > threshold
+
+
+def glasses_keep(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """Where a photo with glasses lends all its detail (:data:`GLASSES_EYE_MARGIN_512`)."""
+    eyes = feature_region(landmarks, size, GLASSES_EYE_MARGIN_512 * size / 512, EYE_GROUPS)
+    rest = feature_region(landmarks, size, FEATURE_MARGIN_512 * size / 512, GLASSES_GROUPS)
+    return np.maximum(eyes, rest)
+
+
 def mouth_openness(landmarks: np.ndarray) -> np.ndarray:
     """How open the mouth(s) of dlib-68 ``landmarks`` ((68, 2) or (N, 68, 2)) are: the
     mean gap between the inner lips (points 61-63 and 67-65) over the mouth's width
@@ -561,6 +617,7 @@ class RealPixels:
         #: each gallery face's mouth openness (:func:`mouth_openness`), None when unknown
         self.mouths = None if marks is None else mouth_openness(marks)
         self._gallery_sources: dict[int, PixelSource] = {}
+        self._glasses: dict[str, bool] = {}
         self._warps: dict[tuple[str, int], tuple[np.ndarray, PreparedReference | None]] = {}
 
     def _prepared(
@@ -575,11 +632,13 @@ class RealPixels:
         ref, valid = warp_source(src, landmarks, size)
         region = face_region(landmarks, size)
         sigma, feather = HF_SIGMA_512 * size / 512, VALID_FEATHER_512 * size / 512
-        keep = (
-            feature_region(landmarks, size, FEATURE_MARGIN_512 * size / 512)
-            if SKIN_DETAIL_ONLY
-            else None
-        )
+        keep = None
+        if SKIN_DETAIL_ONLY:
+            keep = (
+                glasses_keep(landmarks, size)
+                if self.glasses(src)
+                else feature_region(landmarks, size, FEATURE_MARGIN_512 * size / 512)
+            )
         mouth = feature_region(landmarks, size, MOUTH_MARGIN_512 * size / 512, MOUTH_GROUP)
         # a mouth open in the photo and closed in the drawing (or the reverse): the warp
         # cannot undo it, and the photo's teeth would be drawn across the lips
@@ -610,6 +669,15 @@ class RealPixels:
             return second
         blend = (1.0 - mix) * first.astype(np.float32) + mix * second.astype(np.float32)
         return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+
+    def glasses(self, src: PixelSource) -> bool:
+        """Whether ``src`` wears glasses (:func:`wears_glasses`), once per photo; gallery
+        faces are screened for them, so never."""
+        if src.key.startswith("gallery:"):
+            return False
+        if src.key not in self._glasses:
+            self._glasses[src.key] = wears_glasses(src.image)
+        return self._glasses[src.key]
 
     def gallery_source(self, index: int) -> PixelSource:
         """Gallery face ``index`` as a pixel source (decoded once)."""

@@ -47,3 +47,12 @@ def assert_refused(folder, arrays, manifest) -> None:
     gal_mod.clear_cache()
     with pytest.raises(GalleryError, match="disagree"):
         Gallery.load(folder)
+
+
+def lent_detail(stage, src, points: np.ndarray, size: int, where: np.ndarray) -> float:
+    """Mean size of the detail ``stage`` (a RealPixels) would lend from ``src`` warped
+    onto ``points``, over ``where``: prepared afresh (no warp kept)."""
+    stage._warps.clear()
+    prep = stage._prepared(src, points, size)
+    assert prep is not None
+    return float(np.abs(prep.high).mean(-1)[where].mean())

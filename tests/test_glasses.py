@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gallery_fixtures import lent_detail
 
 from facesketch.engine import real_pixels as rp
 from train.glasses import auc, fit_reader, screened_glasses
@@ -109,10 +110,7 @@ def test_a_photo_with_glasses_lends_no_frame_along_the_brows(monkeypatch):
     eyes = feature_region(pts, size, 1.0, EYE_GROUPS) > 0.5
 
     def detail(where: np.ndarray) -> float:
-        stage._warps.clear()
-        prep = stage._prepared(src, pts, size)
-        assert prep is not None
-        return float(np.abs(prep.high).mean(-1)[where].mean())
+        return lent_detail(stage, src, pts, size, where)
 
     assert stage.glasses(src)
     with_reader = detail(frame), detail(eyes)

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from gallery_fixtures import lent_detail
 
 from facesketch.engine import real_pixels as rp
 from facesketch.engine.gallery import Gallery
@@ -537,10 +538,7 @@ def test_a_photos_open_mouth_lends_no_detail_to_a_mouth_drawn_closed():
     lips = feature_region(open_pts, size, 2.0, MOUTH_GROUP) > 0.5
 
     def mouth_detail(points: np.ndarray) -> float:
-        stage._warps.clear()
-        prep = stage._prepared(src, points, size)
-        assert prep is not None
-        return float(np.abs(prep.high).mean(-1)[lips].mean())
+        return lent_detail(stage, src, points, size, lips)
 
     assert mouth_detail(open_pts) > 3.0
     assert mouth_detail(closed) < 0.05 * mouth_detail(open_pts)

@@ -8,6 +8,8 @@ Keys: ``device``, ``size``, ``full_render_ms`` (every branch + fusion, nothing c
 fusion + up head; the real-texture stage keeps its gallery pick there),
 ``component_edit_following_ms`` (that edit as the app runs it for a new drawing, with
 "Follow my drawing" on: + the landmark network; the drawing is in place, so no warp),
+``component_edit_part_photo_ms`` (that edit with a gallery face dropped on the nose:
++ the part's texture, matched to the face at its window's border),
 ``texture_identify_ms`` / ``texture_transfer_ms`` (the real-texture stage of a full
 render: dlib's descriptor + gallery pick, and warp + transfer; both inside
 ``full_render_ms``), ``texture_hair_ms`` (the hair strands of a full render, computed
@@ -49,7 +51,12 @@ CANVAS = 256  # size of the synthetic references
 
 
 def _resize_aligner(path: str, canvas: int) -> AlignedReference:
-    """Benchmarks time the networks, not dlib: references are taken as already aligned."""
+    """Benchmarks time the networks, not dlib: references are taken as already aligned
+    (gallery faces are, with their landmarks)."""
+    if str(path).startswith("gallery:"):
+        from facesketch.engine.appearance import align_reference
+
+        return align_reference(path, canvas)
     img = cv2.resize(read_image(path), (canvas, canvas), interpolation=cv2.INTER_AREA)
     return AlignedReference(str(path), file_digest(path), img, None)
 
@@ -149,6 +156,13 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
     render(base)
     edit_ms = _median_ms(lambda i: render(nose_stroke(base, i + 1)), repeats)
     assert render(nose_stroke(base, repeats + 2)).recomputed == ["nose"]
+    # the same edit with a photo (a gallery face: it has landmarks) dropped on the nose:
+    # the stage lends that part the photo's texture, matched to the face at its border
+    part_edit_ms = None
+    if pipe.real_pixels is not None:
+        part = {"nose": AppearanceSlot(("gallery:7",), 0.0)}
+        render(base, part)
+        part_edit_ms = _median_ms(lambda i: render(nose_stroke(base, i + 300), part), repeats)
     # the same edit as the app runs it by default: "Follow my drawing" on (new drawings)
     from facesketch.engine.landmarks import render_following
 
@@ -217,6 +231,7 @@ def bench(bundle: NetworkBundle, device: str, size: int, repeats: int, refs) -> 
         "full_render_no_texture_ms": plain_ms,
         "component_edit_ms": edit_ms,
         "component_edit_following_ms": follow_edit_ms,
+        "component_edit_part_photo_ms": part_edit_ms,
         "appearance_change_ms": app_ms,
         "gallery_look_edit_ms": gallery_edit_ms,
         "gallery_lookup_all_parts_ms": gallery_lookup_ms,

@@ -34,8 +34,10 @@ This stage, run after the fusion at the output size, gives it real texture:
    landmarks (forehead included) where the photo is valid, feathered: a gallery photo's
    background never shows.
 
-A dropped photo gives the texture of its own part (its window, feathered), or of the
-whole face from the whole-face slot; parts without one take the gallery face's.
+A dropped photo gives the texture of its own part (its window, feathered, less the
+windows the networks paste over it: the nose over the mouth's top, the eyes over the
+nose's), or of the whole face from the whole-face slot (else the rest-of-face slot);
+parts without one take the gallery face's.
 
 Identification costs a dlib ResNet pass (~0.1-0.2 s on one CPU core), so the pick is
 sticky: it is renewed when the whole drawing changed (the background part or several
@@ -52,7 +54,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facesketch.layout import BACKGROUND, COMPONENTS, FaceLayout
+from facesketch.layout import BACKGROUND, COMPONENTS, NOSE, PASTE_ORDER, FaceLayout
 
 #: High-frequency cut-off (Gaussian sigma, px at a 512 render; scaled with the size).
 #: Measured on the CUHK pairs: sigma 2 adds little texture (KID 307), 4 gives edge F1
@@ -129,8 +131,9 @@ WINDOW_FEATHER_512 = 8.0
 #: drawings, a gallery face dropped on the part, session 23's script): mouth 24.9 ->
 #: 8.3 with one constant shift, 6.4 spread from the border with this Gaussian (sigma
 #: 20: 5.9 at the border, but the window's middle kept the photo's tone; 80: 7.3);
-#: left eye 24.2 -> 6.1, nose 26.7 -> 5.1; with dark pixels taking less of the colour
-#: shift (no blue nostrils) 6.9 / 6.4 / 5.2.  ``train.eval --issue``: 25.1 -> 7.2.
+#: left eye 24.2 -> 6.1, nose 26.7 -> 5.1; with dark pixels taking the face's colour
+#: (no blue nostrils) and the windows pasted over a part left out, 4.4 / 6.0 / 2.1.
+#: ``train.eval --issue``: 25.1 -> 5.1.
 PART_BORDER_MATCH = True
 PART_MATCH_SIGMA_512 = 40.0
 #: Forehead above the brows, x the brow-to-chin height (the face region's top).
@@ -453,15 +456,26 @@ def transfer(
 
 def window_weights(layout: FaceLayout, size: int, parts: list[str]) -> dict[str, np.ndarray]:
     """Feathered weights (size, size) of the given local parts' windows on a ``size``
-    render (the layout is the engine's canvas layout; scaled here)."""
+    render (the layout is the engine's canvas layout; scaled here), each less the
+    windows pasted over it (:data:`PASTE_ORDER`: the nose over the mouth, the eyes over
+    the nose; the nose's cut bottom rows stay the mouth's).  Why: a photo dropped on the
+    mouth lent its nostrils to the drawn nose, which the networks draw from the nose's
+    own branch."""
     lay = layout.scaled(size)
     feather = WINDOW_FEATHER_512 * size / 512
-    out = {}
-    for name in parts:
+    boxes = {}
+    for name in PASTE_ORDER:
         w = lay.window(name)
         m = np.zeros((size, size), np.float32)
-        m[max(0, w.y) : w.y + w.size, max(0, w.x) : w.x + w.size] = 1
-        out[name] = cv2.GaussianBlur(m, (0, 0), feather)
+        bottom = w.y + w.size - (lay.nose_bottom_cut if name == NOSE else 0)
+        m[max(0, w.y) : bottom, max(0, w.x) : w.x + w.size] = 1
+        boxes[name] = cv2.GaussianBlur(m, (0, 0), feather)
+    out = {}
+    for name in parts:
+        weight = boxes[name].copy()
+        for later in PASTE_ORDER[PASTE_ORDER.index(name) + 1 :]:
+            weight *= 1.0 - boxes[later]
+        out[name] = weight
     return out
 
 
@@ -494,13 +508,22 @@ def _match_box(part: np.ndarray, face: np.ndarray, ring: np.ndarray, sigma: floa
     num = np.stack([_wide_blur(diff[..., c], sigma) for c in range(3)], -1)
     den = _wide_blur(ring.astype(np.float32), sigma)[..., None]
     shift = (num + 0.01 * mean) / (den + 0.01)
-    # what is darker than the skin around (nostrils, pupils, a mouth's inside) takes less
-    # of the colour shift, in proportion: in full, a dark nostril turned blue
-    skin_l = (_wide_blur(pl[..., 0] * ring, sigma) + 0.01 * pl[ring, 0].mean()) / (
-        den[..., 0] + 0.01
-    )
-    shift[..., 1:] *= np.clip(pl[..., 0] / np.maximum(skin_l, 1.0), 0.0, 1.0)[..., None]
-    return cv2.cvtColor(np.clip(np.rint(pl + shift), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    out = pl + shift
+    # what is darker than the skin around, in the part or in the face (nostrils, pupils,
+    # the drawn mouth's corners), takes its colour (a*, b*) from the face instead:
+    # shifted, a dark nostril turned blue, and so did the mouth's corners colour-matched
+    # to a darker photo
+
+    def darkness_share(lab: np.ndarray) -> np.ndarray:
+        skin = (_wide_blur(lab[..., 0] * ring, sigma) + 0.01 * lab[ring, 0].mean()) / (
+            den[..., 0] + 0.01
+        )
+        # lips (about 0.8 of the skin's lightness) keep theirs; a nostril (0.3) none
+        return np.clip((lab[..., 0] / np.maximum(skin, 1.0) - 0.3) / 0.4, 0.0, 1.0)
+
+    share = np.minimum(darkness_share(pl), darkness_share(fl))[..., None]
+    out[..., 1:] = share * out[..., 1:] + (1.0 - share) * fl[..., 1:]
+    return cv2.cvtColor(np.clip(np.rint(out), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
 def render_descriptor(render: np.ndarray) -> np.ndarray | None:
@@ -790,6 +813,7 @@ class RealPixels:
         if base is not None:
             out = self._lend(render, base, landmarks, size)
         if parts:
+            parts = [n for n in PASTE_ORDER if n in parts]  # later windows over earlier
             weights = window_weights(layout, size, parts)
             acc = out.astype(np.float32)
             for name in parts:
